@@ -1,0 +1,582 @@
+//! Configuration in two stages: [`RawConfig`] is the TOML file as written (unknown keys are an
+//! error, every key has a documented default), and [`Config`] is what was checked before any I/O:
+//! thresholds ascending, windows positive, tag classes unambiguous, patterns compiled.
+//!
+//! `config/recall-radar.toml` documents every key with its default. This module is a leaf: it
+//! knows nothing of the stages that read it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::time::{parse_span, Span};
+
+/// The window every command uses unless told otherwise.
+pub const DEFAULT_WINDOW: &str = "30d";
+pub const DEFAULT_ALLOWED_LATENESS: &str = "1h";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub detector: RawDetector,
+    pub kafka: RawKafka,
+    pub daemon: RawDaemon,
+    pub admin: RawAdmin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    pub anomaly: u32,
+    pub pattern: u32,
+    pub problem: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            anomaly: 1,
+            pattern: 2,
+            problem: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FastPath {
+    pub injuries: bool,
+    pub deaths: bool,
+    pub fire: bool,
+}
+
+impl Default for FastPath {
+    fn default() -> Self {
+        FastPath {
+            injuries: true,
+            deaths: true,
+            fire: true,
+        }
+    }
+}
+
+impl FastPath {
+    pub const OFF: FastPath = FastPath {
+        injuries: false,
+        deaths: false,
+        fire: false,
+    };
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDetector {
+    pub window: String,
+    pub allowed_lateness: String,
+    pub thresholds: Thresholds,
+    pub fast_path: FastPath,
+    pub max_keys: usize,
+    pub evidence_limit: usize,
+    pub tag_class: Vec<RawTagClass>,
+}
+
+impl Default for RawDetector {
+    fn default() -> Self {
+        RawDetector {
+            window: DEFAULT_WINDOW.into(),
+            allowed_lateness: DEFAULT_ALLOWED_LATENESS.into(),
+            thresholds: Thresholds::default(),
+            fast_path: FastPath::default(),
+            max_keys: 1_000_000,
+            evidence_limit: 20,
+            tag_class: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTagClass {
+    pub name: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    pub window: Option<String>,
+    pub thresholds: Option<Thresholds>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawKafka {
+    pub brokers: String,
+    pub input_topics: Vec<String>,
+    pub alert_topic: String,
+    pub dlq_topic: String,
+    /// Empty: late events go to the dead-letter topic with reason `late`.
+    pub late_topic: String,
+    pub group_id: String,
+    /// librdkafka consumer properties, passed through (`security.protocol`, `sasl.*`, `ssl.*` ...).
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka producer properties, passed through.
+    pub producer: BTreeMap<String, String>,
+}
+
+impl Default for RawKafka {
+    fn default() -> Self {
+        RawKafka {
+            brokers: "localhost:9092".into(),
+            input_topics: vec!["contact-events".into()],
+            alert_topic: "recall-alerts".into(),
+            dlq_topic: "recall-radar-dead-letters".into(),
+            late_topic: String::new(),
+            group_id: "recall-radar".into(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDaemon {
+    /// How long SIGINT/SIGTERM may take to drain, flush and commit before the process exits.
+    pub grace_period: String,
+    /// When a partition is quiet, its event-time clock advances by the wall-clock time that
+    /// passes, checked this often. "0s" turns the idle clock off.
+    pub idle_tick: String,
+    /// How often stored offsets are committed.
+    pub commit_interval: String,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        RawDaemon {
+            grace_period: "30s".into(),
+            idle_tick: "1s".into(),
+            commit_interval: "1s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAdmin {
+    /// Address of the admin HTTP server (/metrics, /healthz, /readyz, /api/...). Empty: off.
+    pub addr: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            addr: "127.0.0.1:9898".into(),
+        }
+    }
+}
+
+/// The checked detector settings the engine runs on.
+#[derive(Debug, Clone)]
+pub struct DetectorConfig {
+    pub window: Span,
+    pub allowed_lateness: Span,
+    pub thresholds: Thresholds,
+    pub fast_path: FastPath,
+    pub max_keys: usize,
+    pub evidence_limit: usize,
+    pub tag_classes: Vec<TagClassConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TagClassConfig {
+    pub name: String,
+    pub tags: Vec<String>,
+    pub patterns: Vec<Regex>,
+    pub window: Span,
+    pub thresholds: Thresholds,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig::from_raw(&RawDetector::default()).expect("defaults are valid")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub input_topics: Vec<String>,
+    pub alert_topic: String,
+    pub dlq_topic: String,
+    pub late_topic: String,
+    pub group_id: String,
+    pub consumer: BTreeMap<String, String>,
+    pub producer: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub grace_period: Span,
+    pub idle_tick: Span,
+    pub commit_interval: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub detector: DetectorConfig,
+    pub kafka: KafkaConfig,
+    pub daemon: DaemonConfig,
+    pub admin_addr: Option<SocketAddr>,
+}
+
+fn span(key: &str, value: &str) -> Result<Span, ConfigError> {
+    parse_span(value).map_err(|e| invalid(key, e))
+}
+
+fn check_thresholds(key: &str, t: &Thresholds) -> Result<(), ConfigError> {
+    if t.anomaly < 1 || t.anomaly >= t.pattern || t.pattern >= t.problem {
+        return Err(invalid(
+            key,
+            format!(
+                "thresholds must rise strictly from at least 1 (anomaly < pattern < problem), got {} / {} / {}",
+                t.anomaly, t.pattern, t.problem
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl DetectorConfig {
+    pub fn from_raw(raw: &RawDetector) -> Result<DetectorConfig, ConfigError> {
+        let window = span("detector.window", &raw.window)?;
+        if window.0 <= 0 {
+            return Err(invalid("detector.window", "must be longer than 0s"));
+        }
+        let allowed_lateness = span("detector.allowed_lateness", &raw.allowed_lateness)?;
+        check_thresholds("detector.thresholds", &raw.thresholds)?;
+        if raw.max_keys == 0 {
+            return Err(invalid("detector.max_keys", "must be at least 1"));
+        }
+        if raw.evidence_limit > 1000 {
+            return Err(invalid("detector.evidence_limit", "must be at most 1000"));
+        }
+        let mut names = HashSet::new();
+        let mut seen_tags = HashSet::new();
+        let mut tag_classes = Vec::new();
+        for (i, class) in raw.tag_class.iter().enumerate() {
+            let key = format!("detector.tag_class[{i}]");
+            if class.name.trim().is_empty() || class.name == "default" {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    "needs a name other than \"default\"",
+                ));
+            }
+            if !names.insert(class.name.clone()) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!("class {:?} is defined twice", class.name),
+                ));
+            }
+            if class.tags.is_empty() && class.patterns.is_empty() {
+                return Err(invalid(
+                    key.as_str(),
+                    "a tag class needs at least one entry in `tags` or `patterns`",
+                ));
+            }
+            for tag in &class.tags {
+                if !seen_tags.insert(tag.trim().to_owned()) {
+                    return Err(invalid(
+                        format!("{key}.tags"),
+                        format!("tag {tag:?} is listed in more than one class"),
+                    ));
+                }
+            }
+            let patterns = class
+                .patterns
+                .iter()
+                .map(|p| {
+                    Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+                        invalid(
+                            format!("{key}.patterns"),
+                            format!("{p:?} is not a regex: {e}"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let window = match &class.window {
+                Some(w) => span(&format!("{key}.window"), w)?,
+                None => window,
+            };
+            if window.0 <= 0 {
+                return Err(invalid(format!("{key}.window"), "must be longer than 0s"));
+            }
+            let thresholds = class.thresholds.unwrap_or(raw.thresholds);
+            check_thresholds(&format!("{key}.thresholds"), &thresholds)?;
+            tag_classes.push(TagClassConfig {
+                name: class.name.clone(),
+                tags: class.tags.iter().map(|t| t.trim().to_owned()).collect(),
+                patterns,
+                window,
+                thresholds,
+            });
+        }
+        Ok(DetectorConfig {
+            window,
+            allowed_lateness,
+            thresholds: raw.thresholds,
+            fast_path: raw.fast_path,
+            max_keys: raw.max_keys,
+            evidence_limit: raw.evidence_limit,
+            tag_classes,
+        })
+    }
+}
+
+fn topic(key: &str, value: &str) -> Result<String, ConfigError> {
+    let ok = !value.is_empty()
+        && value.len() <= 249
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !ok {
+        return Err(invalid(
+            key,
+            format!("{value:?} is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Properties the daemon sets itself; overriding them would break its delivery guarantees.
+const RESERVED_PROPERTIES: [&str; 5] = [
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "group.id",
+    "bootstrap.servers",
+    "enable.idempotence",
+];
+
+fn passthrough(
+    key: &str,
+    props: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    for name in props.keys() {
+        if RESERVED_PROPERTIES.contains(&name.as_str()) {
+            return Err(invalid(
+                format!("{key}.\"{name}\""),
+                "is set by recall-radar itself; use the dedicated key (brokers, group_id) or leave it",
+            ));
+        }
+    }
+    Ok(props.clone())
+}
+
+impl Config {
+    pub fn from_raw(raw: &RawConfig) -> Result<Config, ConfigError> {
+        let detector = DetectorConfig::from_raw(&raw.detector)?;
+        let k = &raw.kafka;
+        if k.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must list at least one host:port"));
+        }
+        if k.input_topics.is_empty() {
+            return Err(invalid(
+                "kafka.input_topics",
+                "must name at least one topic",
+            ));
+        }
+        let input_topics = k
+            .input_topics
+            .iter()
+            .map(|t| topic("kafka.input_topics", t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let alert_topic = topic("kafka.alert_topic", &k.alert_topic)?;
+        let dlq_topic = topic("kafka.dlq_topic", &k.dlq_topic)?;
+        let late_topic = if k.late_topic.is_empty() {
+            dlq_topic.clone()
+        } else {
+            topic("kafka.late_topic", &k.late_topic)?
+        };
+        for (name, t) in [("alert_topic", &alert_topic), ("dlq_topic", &dlq_topic)] {
+            if input_topics.contains(t) {
+                return Err(invalid(
+                    format!("kafka.{name}"),
+                    format!("{t:?} is also an input topic; the daemon would read its own output"),
+                ));
+            }
+        }
+        if k.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        let d = &raw.daemon;
+        let grace_period = span("daemon.grace_period", &d.grace_period)?;
+        let idle_tick = span("daemon.idle_tick", &d.idle_tick)?;
+        let commit_interval = span("daemon.commit_interval", &d.commit_interval)?;
+        if commit_interval.0 <= 0 {
+            return Err(invalid("daemon.commit_interval", "must be longer than 0s"));
+        }
+        let admin_addr = if raw.admin.addr.is_empty() {
+            None
+        } else {
+            Some(raw.admin.addr.parse().map_err(|e| {
+                invalid(
+                    "admin.addr",
+                    format!("{:?} is not host:port ({e})", raw.admin.addr),
+                )
+            })?)
+        };
+        Ok(Config {
+            detector,
+            kafka: KafkaConfig {
+                brokers: k.brokers.clone(),
+                input_topics,
+                alert_topic,
+                dlq_topic,
+                late_topic,
+                group_id: k.group_id.clone(),
+                consumer: passthrough("kafka.consumer", &k.consumer)?,
+                producer: passthrough("kafka.producer", &k.producer)?,
+            },
+            daemon: DaemonConfig {
+                grace_period,
+                idle_tick,
+                commit_interval,
+            },
+            admin_addr,
+        })
+    }
+}
+
+impl RawConfig {
+    /// Reads a TOML file; a missing `path` means all defaults.
+    pub fn load(path: Option<&Path>) -> Result<RawConfig, ConfigError> {
+        let Some(path) = path else {
+            return Ok(RawConfig::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        RawConfig::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, path: &str) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The effective configuration as TOML, with secrets in pass-through properties redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        for props in [&mut shown.kafka.consumer, &mut shown.kafka.producer] {
+            for (name, value) in props.iter_mut() {
+                if is_secret(name) {
+                    *value = "<redacted>".into();
+                }
+            }
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+/// librdkafka properties whose values must never be printed or logged.
+pub fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "key.pem",
+        "oauthbearer.config",
+        "jaas",
+        "token",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Config, ConfigError> {
+        Config::from_raw(&RawConfig::parse(text, "test.toml")?)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = check("").unwrap();
+        assert_eq!(c.detector.window, Span::from_days(30));
+        assert_eq!(c.detector.allowed_lateness, Span::from_secs(3600));
+        assert_eq!(c.kafka.late_topic, c.kafka.dlq_topic);
+        assert_eq!(c.admin_addr.unwrap().port(), 9898);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = check("[detector]\nwindow_size = \"3d\"\n").unwrap_err();
+        assert!(e.to_string().contains("window_size"), "{e}");
+    }
+
+    #[test]
+    fn cross_field_errors_name_the_key() {
+        let cases = [
+            (
+                "[detector]\nthresholds = { anomaly = 2, pattern = 2, problem = 3 }",
+                "detector.thresholds",
+            ),
+            ("[detector]\nwindow = \"0s\"", "detector.window"),
+            ("[detector]\nwindow = \"ten days\"", "detector.window"),
+            (
+                "[[detector.tag_class]]\nname = \"x\"\npatterns = [\"(\"]",
+                "detector.tag_class[0].patterns",
+            ),
+            (
+                "[[detector.tag_class]]\nname = \"a\"\ntags=[\"t\"]\n[[detector.tag_class]]\nname = \"b\"\ntags=[\"t\"]",
+                "detector.tag_class[1].tags",
+            ),
+            ("[kafka]\nalert_topic = \"contact-events\"", "kafka.alert_topic"),
+            ("[kafka]\ndlq_topic = \"bad topic\"", "kafka.dlq_topic"),
+            ("[kafka.consumer]\n\"enable.auto.commit\" = \"true\"", "kafka.consumer"),
+            ("[admin]\naddr = \"nowhere\"", "admin.addr"),
+        ];
+        for (text, key) in cases {
+            let e = check(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let raw = RawConfig::parse(
+            "[kafka.consumer]\n\"sasl.password\" = \"hunter2\"\n\"sasl.username\" = \"bob\"",
+            "t",
+        )
+        .unwrap();
+        let shown = raw.to_redacted_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("bob"));
+    }
+}

@@ -1,0 +1,391 @@
+//! The detection engine: contact events in, alerts out, pure and synchronous.
+//!
+//! Each (product, defect tag) key keeps its reports in a sliding event-time window. A key reaches
+//! rung L at the earliest instant T at which the distinct reporters with time in (T - window, T]
+//! number at least threshold(L). The engine decides that only once T is *final*: the watermark
+//! (the latest event time seen) minus `allowed_lateness` has passed T, so no accepted event can
+//! still land at or before T. Events older than that frontier are late and handed back. Because
+//! every decision is made on final data, the alerts do not depend on arrival order.
+//!
+//! An episode is a stretch of time during which the key's window is never empty. Each rung fires
+//! at most once per episode, only upwards; when the window drains (the frontier passes the last
+//! report + window) a `resolved` alert closes the episode.
+//!
+//! Keys live in a sharded concurrent map so that readers (the admin API) can look while the
+//! engine writes; a timer set orders the keys by the next instant that needs a decision.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::alert::{Alert, AlertFacts};
+use crate::config::DetectorConfig;
+use crate::event::ContactEvent;
+use crate::policy::{Level, Policy, Trigger};
+use crate::time::{Span, Timestamp};
+use crate::window::{distinct_reporters_capped, hash_str, summarize, Report, Reports};
+
+/// A (product, defect tag) pair; cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(Arc<(Box<str>, Box<str>)>);
+
+impl Key {
+    pub fn new(product_id: &str, defect_tag: &str) -> Key {
+        Key(Arc::new((product_id.into(), defect_tag.into())))
+    }
+    pub fn product_id(&self) -> &str {
+        &self.0 .0
+    }
+    pub fn defect_tag(&self) -> &str {
+        &self.0 .1
+    }
+}
+
+/// The open episode of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Episode {
+    pub start: Timestamp,
+    pub last_report: Timestamp,
+    /// The highest rung reached so far; `None` until the first threshold is met.
+    pub level: Option<Level>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyState {
+    pub class: u16,
+    pub reports: Reports,
+    pub episode: Option<Episode>,
+    /// Every report instant before this has been decided.
+    evaluated_before: Timestamp,
+    /// The entry this key has in the timer set, if any.
+    timer: Option<Timestamp>,
+}
+
+impl KeyState {
+    fn is_idle(&self) -> bool {
+        self.reports.is_empty() && self.episode.is_none()
+    }
+}
+
+/// What happened to one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingest {
+    /// Counted: `reports` keys took a new report, `duplicates` had its event id already,
+    /// `refused` were new keys over `max_keys`.
+    Accepted {
+        reports: u32,
+        duplicates: u32,
+        refused: u32,
+    },
+    /// Older than the frontier (watermark - allowed lateness): not counted.
+    Late { frontier: Timestamp },
+}
+
+/// Running totals, for the summary line and the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events: u64,
+    pub late: u64,
+    pub duplicate_reports: u64,
+    pub refused_keys: u64,
+    pub evicted_keys: u64,
+    pub firing: [u64; 3],
+    pub resolved: u64,
+    /// Open episodes by the level they reached.
+    pub open_episodes: [i64; 3],
+}
+
+/// Shared read access to the live keys, for the admin API.
+pub type KeyMap = Arc<DashMap<Key, KeyState>>;
+
+pub struct Engine {
+    policy: Policy,
+    keys: KeyMap,
+    timers: BTreeSet<(Timestamp, Key)>,
+    watermark: Option<Timestamp>,
+    /// Every instant before this is final.
+    frontier: Timestamp,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(config: DetectorConfig) -> Engine {
+        Engine::with_policy(Policy::new(config))
+    }
+
+    pub fn with_policy(policy: Policy) -> Engine {
+        Engine {
+            policy,
+            keys: Arc::new(DashMap::new()),
+            timers: BTreeSet::new(),
+            watermark: None,
+            frontier: Timestamp::MIN,
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn keys(&self) -> &KeyMap {
+        &self.keys
+    }
+
+    pub fn live_keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn watermark(&self) -> Option<Timestamp> {
+        self.watermark
+    }
+
+    pub fn frontier(&self) -> Timestamp {
+        self.frontier
+    }
+
+    /// Counts one event and appends the alerts that became final to `out`.
+    pub fn ingest(&mut self, event: &ContactEvent<'_>, out: &mut Vec<Alert>) -> Ingest {
+        let at = event.occurred_at;
+        if at < self.frontier {
+            self.stats.late += 1;
+            return Ingest::Late {
+                frontier: self.frontier,
+            };
+        }
+        self.stats.events += 1;
+        let event_hash = hash_str(&event.event_id);
+        let reporter = hash_str(event.reporter());
+        let (mut reports, mut duplicates, mut refused) = (0, 0, 0);
+        for tag in &event.defect_tags {
+            let report = Report {
+                at,
+                event: event_hash,
+                reporter,
+                channel: event.channel,
+                severity: event.severity,
+                event_id: (*event.event_id).into(),
+                lot: event.lot.as_deref().map(Into::into),
+                region: event.region.as_deref().map(Into::into),
+            };
+            let key = Key::new(&event.product_id, tag);
+            let mut state = match self.keys.get_mut(&key) {
+                Some(state) => state,
+                None if self.keys.len() >= self.policy.config().max_keys => {
+                    refused += 1;
+                    continue;
+                }
+                None => {
+                    let class = self.policy.classify(tag);
+                    self.keys.entry(key.clone()).or_insert(KeyState {
+                        class,
+                        reports: Reports::default(),
+                        episode: None,
+                        evaluated_before: self.frontier,
+                        timer: None,
+                    })
+                }
+            };
+            if state.reports.insert(report) {
+                reports += 1;
+                schedule(&mut self.timers, &key, &mut state, at);
+            } else {
+                duplicates += 1;
+            }
+        }
+        self.stats.duplicate_reports += u64::from(duplicates);
+        self.stats.refused_keys += u64::from(refused);
+        self.advance_to(at, out);
+        Ingest::Accepted {
+            reports,
+            duplicates,
+            refused,
+        }
+    }
+
+    /// Moves the watermark to `t` if that is later (the idle clock of a quiet partition) and
+    /// decides everything that became final.
+    pub fn advance_to(&mut self, t: Timestamp, out: &mut Vec<Alert>) {
+        if self.watermark.is_none_or(|w| t > w) {
+            self.watermark = Some(t);
+        }
+        let frontier = t.saturating_sub(self.policy.allowed_lateness());
+        if frontier > self.frontier {
+            self.frontier = frontier;
+            self.run_timers(out);
+        }
+    }
+
+    /// End of input: every event seen is final, and episodes whose window drained by the
+    /// watermark resolve. Events that arrive afterwards are late.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        if let Some(w) = self.watermark {
+            let frontier = w.saturating_add(Span(1));
+            if frontier > self.frontier {
+                self.frontier = frontier;
+                self.run_timers(out);
+            }
+        }
+    }
+
+    fn run_timers(&mut self, out: &mut Vec<Alert>) {
+        while let Some((due, _)) = self.timers.first() {
+            if *due >= self.frontier {
+                break;
+            }
+            let (_, key) = self.timers.pop_first().expect("checked non-empty");
+            let idle = {
+                let Some(mut state) = self.keys.get_mut(&key) else {
+                    continue;
+                };
+                state.timer = None;
+                evaluate(
+                    &self.policy,
+                    &mut self.stats,
+                    self.frontier,
+                    &key,
+                    &mut state,
+                    out,
+                );
+                if let Some(due) = next_due(&self.policy, &state) {
+                    schedule(&mut self.timers, &key, &mut state, due);
+                }
+                state.is_idle()
+            };
+            if idle {
+                self.keys.remove(&key);
+                self.stats.evicted_keys += 1;
+            }
+        }
+    }
+}
+
+/// Makes sure the key has a timer no later than `due`.
+fn schedule(
+    timers: &mut BTreeSet<(Timestamp, Key)>,
+    key: &Key,
+    state: &mut KeyState,
+    due: Timestamp,
+) {
+    if state.timer.is_some_and(|t| t <= due) {
+        return;
+    }
+    if let Some(old) = state.timer.take() {
+        timers.remove(&(old, key.clone()));
+    }
+    timers.insert((due, key.clone()));
+    state.timer = Some(due);
+}
+
+/// The next instant at which this key needs a decision: its first undecided report, or the
+/// instant its window drains.
+fn next_due(policy: &Policy, state: &KeyState) -> Option<Timestamp> {
+    let window = policy.class(state.class).window;
+    let report = state.reports.first_at_or_after(state.evaluated_before);
+    let drain = state.episode.map(|e| e.last_report.saturating_add(window));
+    match (report, drain) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Decides every report instant of one key before `frontier`, in time order.
+fn evaluate(
+    policy: &Policy,
+    stats: &mut EngineStats,
+    frontier: Timestamp,
+    key: &Key,
+    state: &mut KeyState,
+    out: &mut Vec<Alert>,
+) {
+    let class = policy.class(state.class);
+    let window = class.window;
+    let evidence_limit = policy.config().evidence_limit;
+    let facts = |reports: &Reports, episode: &Episode, end: Timestamp| AlertFacts {
+        product_id: key.product_id(),
+        defect_tag: key.defect_tag(),
+        tag_class: &class.name,
+        episode_start: episode.start,
+        last_report: episode.last_report,
+        window,
+        window_end: end,
+        summary: summarize(reports.window(end, window), evidence_limit),
+    };
+    let close = |state: &mut KeyState, stats: &mut EngineStats, out: &mut Vec<Alert>| {
+        let episode = state.episode.take().expect("closing an open episode");
+        if let Some(peak) = episode.level {
+            let drained_at = episode.last_report.saturating_add(window);
+            out.push(
+                facts(&state.reports, &episode, episode.last_report).resolved(peak, drained_at),
+            );
+            stats.resolved += 1;
+            stats.open_episodes[peak.index()] -= 1;
+        }
+    };
+    for at in state.reports.instants(state.evaluated_before, frontier) {
+        if state
+            .episode
+            .is_some_and(|e| at > e.last_report.saturating_add(window))
+        {
+            close(state, stats, out);
+        }
+        let episode = state.episode.get_or_insert(Episode {
+            start: at,
+            last_report: at,
+            level: None,
+        });
+        episode.last_report = at;
+        if episode.level == Some(Level::Problem) {
+            continue;
+        }
+        let in_window = state.reports.window(at, window);
+        let reporters = distinct_reporters_capped(in_window, class.thresholds.problem);
+        let mut rung = class
+            .rung(reporters)
+            .map(|(level, threshold)| (level, Trigger::Threshold(threshold)));
+        if rung.is_none_or(|(level, _)| level < Level::Problem) {
+            let severe = state
+                .reports
+                .at(at)
+                .iter()
+                .find_map(|r| policy.fast_path(&r.severity));
+            if let Some(why) = severe {
+                rung = Some((Level::Problem, Trigger::FastPath(why)));
+            }
+        }
+        let Some((level, trigger)) = rung else {
+            continue;
+        };
+        let previous = episode.level;
+        if previous.is_some_and(|p| p >= level) {
+            continue;
+        }
+        let snapshot = *episode;
+        episode.level = Some(level);
+        out.push(facts(&state.reports, &snapshot, at).firing(level, previous, trigger));
+        stats.firing[level.index()] += 1;
+        if let Some(p) = previous {
+            stats.open_episodes[p.index()] -= 1;
+        }
+        stats.open_episodes[level.index()] += 1;
+    }
+    state.evaluated_before = state.evaluated_before.max(frontier);
+    if state
+        .episode
+        .is_some_and(|e| e.last_report.saturating_add(window) < frontier)
+    {
+        close(state, stats, out);
+    }
+    // Keep what a future decision can still look at: windows ending at or after the frontier,
+    // and the last window of an open episode, which its resolved alert describes.
+    let keep_after = match state.episode {
+        Some(e) => frontier.min(e.last_report).saturating_sub(window),
+        None => frontier.saturating_sub(window),
+    };
+    state.reports.prune_through(keep_after);
+}

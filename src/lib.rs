@@ -1,0 +1,24 @@
+//! recall-radar spots product recalls in the making from what customers tell a contact center.
+//!
+//! One report about a (product, defect tag) is an anomaly, two are a pattern, three or more a
+//! problem: a recall candidate. Data flows one way, and the core is pure and synchronous so the
+//! daemon, replay and backtest give the same alerts for the same events.
+//!
+//! # Layout
+//! - [`event`]: decode and validate contact events (the input contract).
+//! - [`window`]: the reports of one key and what a sliding window asks of them.
+//! - [`policy`]: tag classes, thresholds, rungs and the severity fast path.
+//! - [`engine`]: keys, event-time watermark, episodes; events in, [`alert::Alert`]s out.
+//! - [`alert`]: the alert format and its deterministic ids.
+//! - [`replay`] and [`backtest`]: the engine over JSON-lines files, and scoring against recalls.
+//! - Leaves that import no stage: [`config`], [`time`].
+
+pub mod alert;
+pub mod backtest;
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod policy;
+pub mod replay;
+pub mod time;
+pub mod window;

@@ -1,0 +1,332 @@
+//! Event time: timestamps as microseconds since the Unix epoch, RFC 3339 parsing and formatting,
+//! and human durations (`15m`, `24h`, `90d`).
+//!
+//! Hand-written rather than pulled from a date crate because the decoder parses one timestamp per
+//! event on the hot path, and the formats here are narrow: RFC 3339 in, UTC `Z` out.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Microseconds since 1970-01-01T00:00:00Z, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+/// A length of time in microseconds; always >= 0 where it comes from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Span(pub i64);
+
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+
+impl Timestamp {
+    pub const MIN: Timestamp = Timestamp(i64::MIN / 4);
+    pub const MAX: Timestamp = Timestamp(i64::MAX / 4);
+
+    pub fn now() -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(d.as_micros() as i64)
+    }
+
+    pub fn saturating_add(self, span: Span) -> Timestamp {
+        Timestamp(self.0.saturating_add(span.0))
+    }
+
+    pub fn saturating_sub(self, span: Span) -> Timestamp {
+        Timestamp(self.0.saturating_sub(span.0))
+    }
+
+    pub fn seconds_f64(self) -> f64 {
+        self.0 as f64 / MICROS_PER_SECOND as f64
+    }
+}
+
+impl Span {
+    pub const fn from_secs(s: i64) -> Span {
+        Span(s * MICROS_PER_SECOND)
+    }
+    pub const fn from_days(d: i64) -> Span {
+        Span(d * MICROS_PER_DAY)
+    }
+    pub fn as_secs(self) -> i64 {
+        self.0 / MICROS_PER_SECOND
+    }
+    pub fn as_std(self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.0.max(0) as u64)
+    }
+}
+
+/// Days since the epoch for a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0i64, |acc, c| acc * 10 + i64::from(c - b'0')))
+}
+
+/// Parses `YYYY-MM-DD` into days since the epoch, checking the day exists.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d))
+}
+
+/// Parses an RFC 3339 timestamp (`2026-11-22T09:14:03Z`, optional fraction, `Z` or `±HH:MM`).
+/// A leap second (`:60`) is read as the first instant of the next minute.
+pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    if b.len() < 20 || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let days = parse_date(s.get(0..10)?)?;
+    let (hh, mm, ss) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    if hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut micros = 0i64;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 6 {
+                micros = micros * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 {
+            return None;
+        }
+        for _ in n..6 {
+            micros *= 10;
+        }
+    }
+    let offset_secs = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (oh, om) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let off = oh * 3600 + om * 60;
+            if *sign == b'+' {
+                off
+            } else {
+                -off
+            }
+        }
+        _ => return None,
+    };
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss - offset_secs;
+    Some(Timestamp(secs * MICROS_PER_SECOND + micros))
+}
+
+/// Formats as RFC 3339 in UTC: whole seconds without a fraction, else milliseconds or microseconds.
+pub fn format_rfc3339(t: Timestamp) -> String {
+    let secs = t.0.div_euclid(MICROS_PER_SECOND);
+    let micros = t.0.rem_euclid(MICROS_PER_SECOND);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (sod / 3600, sod % 3600 / 60, sod % 60);
+    let base = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
+    if micros == 0 {
+        format!("{base}Z")
+    } else if micros % 1000 == 0 {
+        format!("{base}.{:03}Z", micros / 1000)
+    } else {
+        format!("{base}.{micros:06}Z")
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_rfc3339(*self))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_rfc3339(*self))
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_rfc3339(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 timestamp: {s:?}")))
+    }
+}
+
+const UNITS: [(&str, i64); 7] = [
+    ("w", 7 * MICROS_PER_DAY),
+    ("d", MICROS_PER_DAY),
+    ("h", 3600 * MICROS_PER_SECOND),
+    ("m", 60 * MICROS_PER_SECOND),
+    ("s", MICROS_PER_SECOND),
+    ("ms", 1000),
+    ("us", 1),
+];
+
+/// Parses a duration such as `90d`, `24h`, `15m`, `30s`, `250ms`, or a sum like `1h30m`.
+pub fn parse_span(s: &str) -> Result<Span, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut rest = s;
+    let mut total: i64 = 0;
+    while !rest.is_empty() {
+        let n_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if n_len == 0 {
+            return Err(format!("{s:?}: expected a number, e.g. 90d, 24h, 15m, 30s"));
+        }
+        let n: i64 = rest[..n_len]
+            .parse()
+            .map_err(|_| format!("{s:?}: number too large"))?;
+        rest = &rest[n_len..];
+        let u_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..u_len];
+        let per = UNITS
+            .iter()
+            .find(|(name, _)| *name == unit)
+            .map(|(_, per)| *per)
+            .ok_or_else(|| format!("{s:?}: unknown unit {unit:?} (use w, d, h, m, s, ms or us)"))?;
+        total = n
+            .checked_mul(per)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{s:?}: duration too large"))?;
+        rest = &rest[u_len..];
+    }
+    Ok(Span(total))
+}
+
+/// Formats a span with the largest unit that divides it exactly (`90d`, `36h`, `0s`).
+pub fn format_span(span: Span) -> String {
+    if span.0 == 0 {
+        return "0s".into();
+    }
+    for (name, per) in UNITS {
+        if span.0 % per == 0 {
+            return format!("{}{name}", span.0 / per);
+        }
+    }
+    format!("{}us", span.0)
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_span(*self))
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_span(*self))
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_span(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_formats_round_trip() {
+        let t = parse_rfc3339("2026-11-22T09:14:03Z").unwrap();
+        assert_eq!(t.0, 1_795_338_843 * MICROS_PER_SECOND);
+        assert_eq!(format_rfc3339(t), "2026-11-22T09:14:03Z");
+        let f = parse_rfc3339("2026-11-22T09:14:03.5+01:00").unwrap();
+        assert_eq!(format_rfc3339(f), "2026-11-22T08:14:03.500Z");
+        let u = parse_rfc3339("1969-12-31T23:59:59.000001Z").unwrap();
+        assert_eq!(u.0, -999_999);
+        assert_eq!(format_rfc3339(u), "1969-12-31T23:59:59.000001Z");
+    }
+
+    #[test]
+    fn rejects_impossible_timestamps() {
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-22T24:00:00Z",
+            "2026-11-22T09:14:03",
+            "2026-11-22T09:14:03.Z",
+            "2026-11-22 09:14",
+            "yesterday",
+            "2026-11-22T09:14:03+0100",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        assert!(parse_rfc3339("2024-02-29T00:00:00Z").is_some());
+    }
+
+    #[test]
+    fn civil_round_trip_over_centuries() {
+        for days in (-800_000..800_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn spans() {
+        assert_eq!(parse_span("90d").unwrap(), Span::from_days(90));
+        assert_eq!(parse_span("1h30m").unwrap(), Span::from_secs(5400));
+        assert_eq!(parse_span("250ms").unwrap(), Span(250_000));
+        assert!(parse_span("5 parsecs").is_err());
+        assert!(parse_span("h").is_err());
+        assert_eq!(format_span(Span::from_days(90)), "90d");
+        assert_eq!(format_span(Span::from_secs(5400)), "90m");
+        assert_eq!(format_span(Span::from_days(14)), "2w");
+    }
+}
