@@ -11,14 +11,24 @@
 //! - [`engine`]: keys, event-time watermark, episodes; events in, [`alert::Alert`]s out.
 //! - [`alert`]: the alert format and its deterministic ids.
 //! - [`replay`] and [`backtest`]: the engine over JSON-lines files, and scoring against recalls.
-//! - Leaves that import no stage: [`config`], [`time`].
+//! - [`kafka`]: the daemon: consumer group in, one engine per partition, alerts and dead
+//!   letters out, offsets stored only after delivery.
+//! - [`admin`]: the HTTP server for metrics, health and live signals.
+//! - [`generate`]: a synthetic contact-center stream with known bursts, for demo, tests, benches.
+//! - Leaves that import no stage: [`config`], [`time`], [`metrics`], [`shutdown`].
 
+pub mod admin;
 pub mod alert;
 pub mod backtest;
 pub mod config;
 pub mod engine;
 pub mod event;
+pub mod generate;
+pub mod kafka;
+pub mod metrics;
 pub mod policy;
 pub mod replay;
+pub mod service;
+pub mod shutdown;
 pub mod time;
 pub mod window;

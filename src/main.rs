@@ -6,14 +6,19 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use recall_radar::backtest::{load_recalls, render_table, score, AlertLog};
-use recall_radar::config::{Config, DetectorConfig, FastPath, RawConfig, DEFAULT_WINDOW};
+use recall_radar::config::{
+    Config, ConfigError, DetectorConfig, FastPath, RawConfig, DEFAULT_WINDOW,
+};
 use recall_radar::engine::Engine;
+use recall_radar::kafka::produce;
+use recall_radar::replay::open_input;
 use recall_radar::replay::{replay, ReplaySinks};
 use recall_radar::time::parse_span;
+use recall_radar::{service, shutdown};
 
 #[derive(Parser)]
 #[command(name = "recall-radar", version, about = "Spots product recalls in the making from contact-center events", long_about = None)]
@@ -39,6 +44,85 @@ enum Command {
     Backtest(BacktestArgs),
     /// Validate the configuration and print the effective config, secrets redacted.
     CheckConfig(CheckConfigArgs),
+    /// Run the daemon: consume contact events from Kafka, publish alerts to Kafka.
+    Run(RunArgs),
+    /// Load JSON-lines contact events into a Kafka topic, keyed by product_id.
+    Produce(ProduceArgs),
+}
+
+/// Overrides for the essentials of the config file.
+#[derive(Args, Clone, Default)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers, host:port[,host:port...].
+    #[arg(long, env = "RECALL_RADAR_BROKERS")]
+    brokers: Option<String>,
+    /// Input topic(s), comma separated.
+    #[arg(
+        long = "input-topic",
+        env = "RECALL_RADAR_INPUT_TOPIC",
+        value_delimiter = ','
+    )]
+    input_topics: Vec<String>,
+    /// Topic alerts are published to.
+    #[arg(long, env = "RECALL_RADAR_ALERT_TOPIC")]
+    alert_topic: Option<String>,
+    /// Dead-letter topic for bad input (and late events unless kafka.late_topic is set).
+    #[arg(long, env = "RECALL_RADAR_DLQ_TOPIC")]
+    dlq_topic: Option<String>,
+    /// Consumer group id; instances with the same id share the input partitions.
+    #[arg(long, env = "RECALL_RADAR_GROUP_ID")]
+    group_id: Option<String>,
+    /// Admin HTTP server address (metrics, health, signals); empty turns it off.
+    #[arg(long, env = "RECALL_RADAR_ADMIN_ADDR")]
+    admin_addr: Option<String>,
+}
+
+impl KafkaArgs {
+    fn apply(&self, raw: &mut RawConfig) {
+        let k = &mut raw.kafka;
+        if let Some(v) = &self.brokers {
+            k.brokers = v.clone();
+        }
+        if !self.input_topics.is_empty() {
+            k.input_topics = self.input_topics.clone();
+        }
+        if let Some(v) = &self.alert_topic {
+            k.alert_topic = v.clone();
+        }
+        if let Some(v) = &self.dlq_topic {
+            k.dlq_topic = v.clone();
+        }
+        if let Some(v) = &self.group_id {
+            k.group_id = v.clone();
+        }
+        if let Some(v) = &self.admin_addr {
+            raw.admin.addr = v.clone();
+        }
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    detector: DetectorArgs,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+#[derive(Args)]
+struct ProduceArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "RECALL_RADAR_BROKERS")]
+    brokers: String,
+    /// Topic to write to.
+    #[arg(long)]
+    topic: String,
+    /// At most this many records per second [default: as fast as possible].
+    #[arg(long)]
+    rate: Option<f64>,
+    /// JSON-lines inputs; `.gz` is decompressed, `-` is stdin.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
 }
 
 /// Detector options shared by every command that runs the engine.
@@ -125,6 +209,8 @@ struct BacktestArgs {
 struct CheckConfigArgs {
     #[command(flatten)]
     detector: DetectorArgs,
+    #[command(flatten)]
+    kafka: KafkaArgs,
 }
 
 fn init_logging(format: LogFormat) {
@@ -154,7 +240,11 @@ fn output(path: Option<&Path>) -> Result<Box<dyn Write>> {
 fn check_inputs(inputs: &[PathBuf]) -> Result<()> {
     for p in inputs {
         if p != Path::new("-") && !p.is_file() {
-            bail!("input {} does not exist or is not a file", p.display());
+            return Err(Usage(format!(
+                "input {} does not exist or is not a file",
+                p.display()
+            ))
+            .into());
         }
     }
     Ok(())
@@ -265,11 +355,88 @@ fn cmd_backtest(args: BacktestArgs) -> Result<()> {
 }
 
 fn cmd_check_config(args: CheckConfigArgs) -> Result<()> {
-    let raw = args.detector.raw()?;
+    let mut raw = args.detector.raw()?;
+    args.kafka.apply(&mut raw);
     Config::from_raw(&raw)?;
     println!("# effective configuration (valid); default window is {DEFAULT_WINDOW}");
     print!("{}", raw.to_redacted_toml());
     Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn cmd_run(args: RunArgs) -> Result<()> {
+    let mut raw = args.detector.raw()?;
+    args.kafka.apply(&mut raw);
+    let config = Config::from_raw(&raw)?;
+    runtime()?.block_on(async {
+        let (trigger, shutdown) = shutdown::channel();
+        shutdown::on_signals(trigger).context("cannot install signal handlers")?;
+        let running = service::start(config, shutdown).await?;
+        let summary = running.task.await.context("daemon task panicked")??;
+        tracing::info!(?summary, "Exiting.");
+        Ok(())
+    })
+}
+
+fn input_lines(inputs: &[PathBuf]) -> Result<Vec<Vec<u8>>> {
+    let mut lines = Vec::new();
+    for path in inputs {
+        let reader = open_input(path, Default::default())?;
+        for line in std::io::BufRead::split(reader, b'\n') {
+            let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+            let trimmed = line.trim_ascii_end();
+            if !trimmed.is_empty() {
+                lines.push(trimmed.to_vec());
+            }
+        }
+    }
+    Ok(lines)
+}
+
+fn cmd_produce(args: ProduceArgs) -> Result<()> {
+    check_inputs(&args.inputs)?;
+    let lines = input_lines(&args.inputs)?;
+    runtime()?.block_on(async {
+        let (trigger, shutdown) = shutdown::channel();
+        shutdown::on_signals(trigger)?;
+        let producer = produce::loader(&args.brokers, &[])?;
+        let report =
+            produce::produce_lines(&producer, &args.topic, lines, args.rate, Some(shutdown))
+                .await?;
+        eprintln!("{}", report.render(&args.topic));
+        Ok(())
+    })
+}
+
+/// A command line that cannot work (a missing input, say): exit code 2, like bad config.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Exit codes: 2 for bad usage or configuration, 1 for failures while running.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let usage = |c: &(dyn std::error::Error + 'static)| {
+        c.downcast_ref::<ConfigError>().is_some() || c.downcast_ref::<Usage>().is_some()
+    };
+    if e.chain().any(usage) {
+        2
+    } else {
+        1
+    }
 }
 
 fn main() -> ExitCode {
@@ -279,12 +446,14 @@ fn main() -> ExitCode {
         Command::Replay(a) => cmd_replay(a),
         Command::Backtest(a) => cmd_backtest(a),
         Command::CheckConfig(a) => cmd_check_config(a),
+        Command::Run(a) => cmd_run(a),
+        Command::Produce(a) => cmd_produce(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("recall-radar: error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit_code(&e))
         }
     }
 }

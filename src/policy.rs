@@ -105,6 +105,11 @@ impl Policy {
         self.config.allowed_lateness
     }
 
+    /// The classes by index: the configured ones in order, then the default class.
+    pub fn classes(&self) -> &[Class] {
+        &self.classes
+    }
+
     pub fn class(&self, index: u16) -> &Class {
         &self.classes[usize::from(index)]
     }

@@ -1,0 +1,8 @@
+//! Kafka in, Kafka out: the daemon loop and what it needs around librdkafka.
+
+pub mod client;
+pub mod daemon;
+pub mod live;
+pub mod partition;
+pub mod produce;
+pub mod publish;

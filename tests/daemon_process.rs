@@ -1,0 +1,158 @@
+//! `recall-radar run` as a process: it becomes ready on a real broker, SIGTERM drains it and it
+//! exits 0; bad configuration exits 2 with a message that names the key.
+
+mod broker;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use broker::Broker;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((code, body))
+}
+
+#[test]
+fn sigterm_drains_commits_and_exits_zero() {
+    let broker = Broker::start();
+    for t in [
+        "contact-events",
+        "recall-alerts",
+        "recall-radar-dead-letters",
+    ] {
+        broker.create_topic(t, 2);
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lines: Vec<String> = (0..3)
+        .map(|i| format!(r#"{{"event_id":"e{i}","occurred_at":"2026-01-10T0{i}:00:00Z","channel":"chat","customer_id":"c{i}","product_id":"kettle","defect_tags":["lid-latch"]}}"#))
+        .collect();
+    rt.block_on(broker.produce_lines("contact-events", &lines));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rr.toml");
+    std::fs::write(
+        &cfg,
+        "[detector]\nallowed_lateness = \"0s\"\n[kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n[daemon]\nidle_tick = \"100ms\"\ngrace_period = \"10s\"\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recall-radar"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args([
+            "--brokers",
+            &broker.addr,
+            "--admin-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut not_ready_seen = false;
+    loop {
+        assert!(Instant::now() < deadline, "never became ready");
+        match get(port, "/readyz") {
+            Some((200, _)) => break,
+            Some((503, reason)) => {
+                not_ready_seen = true;
+                assert!(reason.starts_with("not ready"), "{reason}");
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        not_ready_seen,
+        "/readyz said 503 before partitions were assigned"
+    );
+    assert_eq!(get(port, "/healthz").unwrap().0, 200);
+    // The three reports reached problem; wait until it is published and visible as a signal.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = get(port, "/api/signals").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["signals"][0]["level"] == "problem" {
+            assert_eq!(v["signals"][0]["reporters"], 3);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no problem signal: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let alerts = broker.read("recall-alerts", 2, 3, Duration::from_secs(20));
+    assert_eq!(alerts.len(), 3);
+
+    let started = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no exit within the grace period"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Stopped cleanly"), "{stderr}");
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[kafka]\nbrokers = \"\"\n", "kafka.brokers"),
+        ("[kafka]\nbrokerz = \"x:1\"\n", "brokerz"),
+        ("[daemon]\ngrace_period = \"soon\"\n", "daemon.grace_period"),
+    ];
+    for (text, key) in cases {
+        let cfg = dir.path().join("bad.toml");
+        std::fs::write(&cfg, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_recall-radar"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(stderr.contains(key), "{text}: {stderr}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_recall-radar"))
+        .args(["run", "--config", "/nonexistent/rr.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rr.toml"));
+}

@@ -1,0 +1,186 @@
+//! Fault injection with librdkafka's in-process mock cluster: the broker goes down mid-stream and
+//! comes back; the daemon neither crashes nor loses an alert.
+
+mod broker;
+
+use std::io::BufRead;
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use recall_radar::alert::{Alert, Status};
+use recall_radar::config::{Config, RawConfig};
+use recall_radar::engine::Engine;
+use recall_radar::event::decode;
+use recall_radar::time::Timestamp;
+use recall_radar::{service, shutdown};
+
+/// NHTSA complaints re-timed one minute apart: the idle clock moves a quiet partition's time by
+/// the seconds the outage lasts, which must stay inside the allowed lateness (30 s here).
+fn nhtsa(n: usize) -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/nhtsa/events-ford-toyota.jsonl.gz"
+    );
+    let file = std::fs::File::open(path).unwrap();
+    std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file))
+        .lines()
+        .take(n)
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
+            v["occurred_at"] = minute(i as i64).into();
+            v.to_string()
+        })
+        .collect()
+}
+
+fn minute(i: i64) -> String {
+    Timestamp(1_767_225_600_000_000 + i * 60_000_000).to_string()
+}
+
+/// One event per partition far ahead, so every partition's frontier passes all the others.
+async fn send_sentinels(producer: &FutureProducer) {
+    for p in 0..PARTITIONS {
+        let line = format!(
+            r#"{{"event_id":"sentinel-{p}","occurred_at":"{}","channel":"web","product_id":"{SENTINEL}","defect_tags":["end"]}}"#,
+            minute(20_000)
+        );
+        producer
+            .send(
+                FutureRecord::to("events")
+                    .key(SENTINEL)
+                    .payload(&line)
+                    .partition(p),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+const PARTITIONS: i32 = 2;
+const SENTINEL: &str = "sentinel";
+
+async fn send(producer: &FutureProducer, lines: &[String]) {
+    for line in lines {
+        let key = recall_radar::kafka::produce::product_key(line.as_bytes()).unwrap();
+        producer
+            .send(
+                FutureRecord::to("events").key(&key).payload(line),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("delivered once the broker is up");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_then_up_loses_no_alert() {
+    let cluster = MockCluster::new(1).unwrap();
+    for t in ["events", "alerts", "dead-letters"] {
+        cluster.create_topic(t, PARTITIONS, 1).unwrap();
+    }
+    let addr = cluster.bootstrap_servers();
+    let lines = nhtsa(1000);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .set("message.timeout.ms", "60000")
+        // Retries through the outage must not reorder the input (lateness is 0 here).
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let (first, second) = lines.split_at(500);
+    send(&producer, first).await;
+    let text = format!(
+        "[detector]\nallowed_lateness = \"30s\"\n[kafka]\nbrokers = \"{addr}\"\ninput_topics = [\"events\"]\nalert_topic = \"alerts\"\ndlq_topic = \"dead-letters\"\n[kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n[daemon]\nidle_tick = \"100ms\"\ngrace_period = \"20s\"\n[admin]\naddr = \"\"\n"
+    );
+    let config = Config::from_raw(&RawConfig::parse(&text, "t").unwrap()).unwrap();
+    let (trigger, stop) = shutdown::channel();
+    let running = service::start(config.clone(), stop).await.unwrap();
+    let metrics = running.services.metrics.clone();
+    let consumed = || metrics.events_consumed.with_label_values(&["web"]).get();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumed() < first.len() as u64 {
+        assert!(!running.task.is_finished(), "the daemon stopped");
+        assert!(Instant::now() < deadline, "consumed only {}", consumed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Down while the alerts of the first half are still being acknowledged; the second half is
+    // produced into the outage and delivered when the broker is back.
+    cluster.broker_down(1).unwrap();
+    let second: Vec<String> = second.to_vec();
+    let late_producer = producer.clone();
+    let sending = tokio::spawn(async move { send(&late_producer, &second).await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !running.task.is_finished(),
+        "the daemon survives the outage"
+    );
+    cluster.broker_up(1).unwrap();
+    sending.await.unwrap();
+    send_sentinels(&producer).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let total = lines.len() as u64 + PARTITIONS as u64;
+    while consumed() < total {
+        assert!(
+            Instant::now() < deadline,
+            "consumed {} of {total}",
+            consumed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    trigger.fire();
+    let summary = running.task.await.unwrap().unwrap();
+    assert_eq!(summary.late, 0);
+
+    let mut engine = Engine::new(config.detector.clone());
+    let mut expected = Vec::new();
+    for line in &lines {
+        engine.ingest(&decode(line.as_bytes()).unwrap(), &mut expected);
+    }
+    engine.finish(&mut expected);
+    expected.retain(|a| a.product_id != SENTINEL);
+    let firing = |v: Vec<Alert>| {
+        let mut ids: Vec<String> = v
+            .into_iter()
+            .filter(|a| a.status == Status::Firing && a.product_id != SENTINEL)
+            .map(|a| a.alert_id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let published: Vec<Alert> = broker::read_topic(
+        &addr,
+        "alerts",
+        PARTITIONS,
+        summary.alerts as usize,
+        Duration::from_secs(30),
+    )
+    .iter()
+    .map(|r| serde_json::from_str(&r.payload).unwrap())
+    .collect();
+    assert!(published.len() as u64 >= summary.alerts);
+    let mut got = firing(published);
+    got.dedup();
+    let want = firing(expected);
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|id| got.binary_search(id).is_err())
+        .collect();
+    let extra: Vec<&String> = got
+        .iter()
+        .filter(|id| want.binary_search(id).is_err())
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} of {} firing alerts missing, {} unexpected (first: {:?} {:?})",
+        missing.len(),
+        want.len(),
+        extra.len(),
+        missing.first(),
+        extra.first()
+    );
+}
