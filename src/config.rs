@@ -569,6 +569,19 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_file_documents_the_defaults() {
+        let text = include_str!("../config/recall-radar.toml");
+        let shipped = RawConfig::parse(text, "config/recall-radar.toml").unwrap();
+        let defaults = RawConfig::default();
+        assert_eq!(
+            toml::to_string(&shipped).unwrap(),
+            toml::to_string(&defaults).unwrap(),
+            "config/recall-radar.toml must show the defaults"
+        );
+        Config::from_raw(&shipped).unwrap();
+    }
+
+    #[test]
     fn secrets_are_redacted() {
         let raw = RawConfig::parse(
             "[kafka.consumer]\n\"sasl.password\" = \"hunter2\"\n\"sasl.username\" = \"bob\"",

@@ -14,6 +14,7 @@
 //! - [`kafka`]: the daemon: consumer group in, one engine per partition, alerts and dead
 //!   letters out, offsets stored only after delivery.
 //! - [`admin`]: the HTTP server for metrics, health and live signals.
+//! - [`demo`]: the daemon on an embedded broker with a synthetic load, for a first look.
 //! - [`generate`]: a synthetic contact-center stream with known bursts, for demo, tests, benches.
 //! - Leaves that import no stage: [`config`], [`time`], [`metrics`], [`shutdown`].
 
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod alert;
 pub mod backtest;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod generate;

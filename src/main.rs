@@ -13,11 +13,13 @@ use recall_radar::backtest::{load_recalls, render_table, score, AlertLog};
 use recall_radar::config::{
     Config, ConfigError, DetectorConfig, FastPath, RawConfig, DEFAULT_WINDOW,
 };
+use recall_radar::demo::{self, DemoOptions};
 use recall_radar::engine::Engine;
+use recall_radar::generate::{ground_truth, write_jsonl, GenSpec, Generator};
 use recall_radar::kafka::produce;
 use recall_radar::replay::open_input;
 use recall_radar::replay::{replay, ReplaySinks};
-use recall_radar::time::parse_span;
+use recall_radar::time::{parse_rfc3339, parse_span};
 use recall_radar::{service, shutdown};
 
 #[derive(Parser)]
@@ -48,6 +50,63 @@ enum Command {
     Run(RunArgs),
     /// Load JSON-lines contact events into a Kafka topic, keyed by product_id.
     Produce(ProduceArgs),
+    /// Write a synthetic contact-center stream (with known defect bursts) to a file or a topic.
+    Generate(GenerateArgs),
+    /// Run the daemon on an embedded broker with a synthetic contact center, printing alerts.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// How many events.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Seed: the same seed and options give the same stream, byte for byte.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Catalogue size (product popularity is Zipf-distributed).
+    #[arg(long, default_value_t = 20_000)]
+    products: u32,
+    /// Injected defect bursts that should reach the problem rung.
+    #[arg(long, default_value_t = 10)]
+    bursts: u32,
+    /// occurred_at of the first event (RFC 3339) [default: 2026-01-01T00:00:00Z].
+    #[arg(long)]
+    start: Option<String>,
+    /// Mean event-time gap between events.
+    #[arg(long, default_value = "5s", value_parser = check_span)]
+    mean_gap: String,
+    /// Write here (JSON lines) [default: stdout unless --topic].
+    #[arg(long, short = 'o')]
+    output: Option<PathBuf>,
+    /// Also write the ground truth (the injected bursts) as JSON lines here.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Send to this Kafka topic instead of a file (needs --brokers).
+    #[arg(long, requires = "brokers")]
+    topic: Option<String>,
+    /// Kafka bootstrap servers for --topic.
+    #[arg(long, env = "RECALL_RADAR_BROKERS")]
+    brokers: Option<String>,
+    /// At most this many events per second to the topic [default: as fast as possible].
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// How long to feed events; 0 runs until Ctrl-C.
+    #[arg(long, default_value = "30s", value_parser = check_span)]
+    duration: String,
+    /// Contact events per second.
+    #[arg(long, default_value_t = 2000.0)]
+    rate: f64,
+    /// Seed of the synthetic contact center.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Admin HTTP server address (metrics, signals).
+    #[arg(long, default_value = "127.0.0.1:9898")]
+    admin_addr: String,
 }
 
 /// Overrides for the essentials of the config file.
@@ -213,9 +272,9 @@ struct CheckConfigArgs {
     kafka: KafkaArgs,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr);
@@ -415,6 +474,73 @@ fn cmd_produce(args: ProduceArgs) -> Result<()> {
     })
 }
 
+fn cmd_generate(args: GenerateArgs) -> Result<()> {
+    let mut spec = GenSpec {
+        events: args.events,
+        seed: args.seed,
+        products: args.products,
+        bursts: args.bursts,
+        mean_gap: parse_span(&args.mean_gap).map_err(Usage)?,
+        ..GenSpec::default()
+    };
+    if let Some(start) = &args.start {
+        spec.start = parse_rfc3339(start)
+            .ok_or_else(|| Usage(format!("--start {start:?} is not an RFC 3339 timestamp")))?;
+    }
+    spec.validate().map_err(Usage)?;
+    if let Some(path) = &args.truth {
+        let mut out = create(path)?;
+        for burst in ground_truth(&spec) {
+            serde_json::to_writer(&mut out, &burst)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+    }
+    match (&args.topic, &args.brokers) {
+        (Some(topic), Some(brokers)) => runtime()?.block_on(async {
+            let (trigger, shutdown) = shutdown::channel();
+            shutdown::on_signals(trigger)?;
+            let producer = produce::loader(brokers, &[])?;
+            let lines = Generator::new(spec).map(|e| e.json.into_bytes());
+            let report =
+                produce::produce_lines(&producer, topic, lines, args.rate, Some(shutdown)).await?;
+            eprintln!("{}", report.render(topic));
+            Ok(())
+        }),
+        _ => {
+            let mut out = output(args.output.as_deref())?;
+            let started = std::time::Instant::now();
+            let n = write_jsonl(&spec, &mut out)?;
+            out.flush()?;
+            eprintln!(
+                "generated {n} events in {:.2}s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn cmd_demo(args: DemoArgs) -> Result<()> {
+    let duration = parse_span(&args.duration).map_err(Usage)?;
+    if args.rate <= 0.0 || !args.rate.is_finite() {
+        return Err(Usage(format!("--rate must be positive, got {}", args.rate)).into());
+    }
+    let options = DemoOptions {
+        duration: (duration.0 > 0).then(|| duration.as_std()),
+        rate: args.rate,
+        seed: args.seed,
+        admin_addr: args.admin_addr,
+    };
+    runtime()?.block_on(async {
+        let (trigger, shutdown) = shutdown::channel();
+        shutdown::on_signals(trigger)?;
+        let report = demo::run(options, shutdown).await?;
+        println!("{}", report.render());
+        Ok(())
+    })
+}
+
 /// A command line that cannot work (a missing input, say): exit code 2, like bad config.
 #[derive(Debug)]
 struct Usage(String);
@@ -441,13 +567,20 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo talks on stdout; its logs would drown that, so only warnings unless RUST_LOG says.
+    let default_level = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    init_logging(cli.log_format, default_level);
     let result = match cli.command {
         Command::Replay(a) => cmd_replay(a),
         Command::Backtest(a) => cmd_backtest(a),
         Command::CheckConfig(a) => cmd_check_config(a),
         Command::Run(a) => cmd_run(a),
         Command::Produce(a) => cmd_produce(a),
+        Command::Generate(a) => cmd_generate(a),
+        Command::Demo(a) => cmd_demo(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

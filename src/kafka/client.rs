@@ -81,9 +81,14 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if let KafkaError::PartitionEOF(partition) = error {
-            self.signal(ConsumerEvent::EndOfPartition(partition));
-            return;
+        match error {
+            KafkaError::PartitionEOF(partition) => {
+                self.signal(ConsumerEvent::EndOfPartition(partition));
+                return;
+            }
+            // The same end of partition, without its number; the consumer's queue carries it.
+            KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => return,
+            _ => {}
         }
         let all_down = matches!(
             error.rdkafka_error_code(),
