@@ -152,14 +152,23 @@ impl Engine {
     /// Counts one event and appends the alerts that became final to `out`.
     pub fn ingest(&mut self, event: &ContactEvent<'_>, out: &mut Vec<Alert>) -> Ingest {
         let at = event.occurred_at;
+        let event_hash = hash_str(&event.event_id);
         if at < self.frontier {
+            // A redelivery of an event already counted is a duplicate, however old it is.
+            if let Some(duplicates) = self.already_counted(event, event_hash) {
+                self.stats.duplicate_reports += u64::from(duplicates);
+                return Ingest::Accepted {
+                    reports: 0,
+                    duplicates,
+                    refused: 0,
+                };
+            }
             self.stats.late += 1;
             return Ingest::Late {
                 frontier: self.frontier,
             };
         }
         self.stats.events += 1;
-        let event_hash = hash_str(&event.event_id);
         let reporter = hash_str(event.reporter());
         let (mut reports, mut duplicates, mut refused) = (0, 0, 0);
         for tag in &event.defect_tags {
@@ -206,6 +215,19 @@ impl Engine {
             duplicates,
             refused,
         }
+    }
+
+    /// The number of tags if every key of `event` still holds its id, else `None`.
+    fn already_counted(&self, event: &ContactEvent<'_>, event_hash: u64) -> Option<u32> {
+        let mut n = 0;
+        for tag in &event.defect_tags {
+            let state = self.keys.get(&Key::new(&event.product_id, tag))?;
+            if !state.reports.contains_event(event_hash) {
+                return None;
+            }
+            n += 1;
+        }
+        Some(n)
     }
 
     /// Moves the watermark to `t` if that is later (the idle clock of a quiet partition) and
