@@ -22,25 +22,11 @@ use dashmap::DashMap;
 use crate::alert::{Alert, AlertFacts};
 use crate::config::DetectorConfig;
 use crate::event::ContactEvent;
+pub use crate::key::Key;
+use crate::key::{AsKeyRef, KeyRef, Prehashed};
 use crate::policy::{Level, Policy, Trigger};
 use crate::time::{Span, Timestamp};
 use crate::window::{distinct_reporters_capped, hash_str, summarize, Report, Reports};
-
-/// A (product, defect tag) pair; cheap to clone.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Key(Arc<(Box<str>, Box<str>)>);
-
-impl Key {
-    pub fn new(product_id: &str, defect_tag: &str) -> Key {
-        Key(Arc::new((product_id.into(), defect_tag.into())))
-    }
-    pub fn product_id(&self) -> &str {
-        &self.0 .0
-    }
-    pub fn defect_tag(&self) -> &str {
-        &self.0 .1
-    }
-}
 
 /// The open episode of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +83,7 @@ pub struct EngineStats {
 }
 
 /// Shared read access to the live keys, for the admin API.
-pub type KeyMap = Arc<DashMap<Key, KeyState>>;
+pub type KeyMap = Arc<DashMap<Key, KeyState, Prehashed>>;
 
 pub struct Engine {
     policy: Policy,
@@ -117,7 +103,7 @@ impl Engine {
     pub fn with_policy(policy: Policy) -> Engine {
         Engine {
             policy,
-            keys: Arc::new(DashMap::new()),
+            keys: Arc::new(DashMap::with_hasher(Prehashed)),
             timers: BTreeSet::new(),
             watermark: None,
             frontier: Timestamp::MIN,
@@ -182,8 +168,13 @@ impl Engine {
                 lot: event.lot.as_deref().map(Into::into),
                 region: event.region.as_deref().map(Into::into),
             };
-            let key = Key::new(&event.product_id, tag);
-            let mut state = match self.keys.get_mut(&key) {
+            let probe = KeyRef::new(&event.product_id, tag);
+            let mut found = self.keys.get_mut(&probe as &dyn AsKeyRef);
+            let key = match &found {
+                Some(entry) => entry.key().clone(),
+                None => probe.to_key(),
+            };
+            let mut state = match found.take() {
                 Some(state) => state,
                 None if self.keys.len() >= self.policy.config().max_keys => {
                     refused += 1;
@@ -221,7 +212,8 @@ impl Engine {
     fn already_counted(&self, event: &ContactEvent<'_>, event_hash: u64) -> Option<u32> {
         let mut n = 0;
         for tag in &event.defect_tags {
-            let state = self.keys.get(&Key::new(&event.product_id, tag))?;
+            let probe = KeyRef::new(&event.product_id, tag);
+            let state = self.keys.get(&probe as &dyn AsKeyRef)?;
             if !state.reports.contains_event(event_hash) {
                 return None;
             }

@@ -8,6 +8,7 @@
 //! - [`event`]: decode and validate contact events (the input contract).
 //! - [`window`]: the reports of one key and what a sliding window asks of them.
 //! - [`policy`]: tag classes, thresholds, rungs and the severity fast path.
+//! - [`key`]: the (product, defect tag) key, hashed once, looked up without allocating.
 //! - [`engine`]: keys, event-time watermark, episodes; events in, [`alert::Alert`]s out.
 //! - [`alert`]: the alert format and its deterministic ids.
 //! - [`replay`] and [`backtest`]: the engine over JSON-lines files, and scoring against recalls.
@@ -27,6 +28,7 @@ pub mod engine;
 pub mod event;
 pub mod generate;
 pub mod kafka;
+pub mod key;
 pub mod metrics;
 pub mod policy;
 pub mod replay;
