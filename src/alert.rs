@@ -97,23 +97,65 @@ pub struct Alert {
     pub detector: Detector,
 }
 
-fn stable_id(parts: &[&str]) -> String {
-    let mut text = String::from("recall-radar/v1");
+/// xxh3-128 of "recall-radar/v1" and the parts, each after a NUL, as 32 hex digits.
+fn stable_id(parts: &[&[u8]]) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(b"recall-radar/v1");
     for p in parts {
-        text.push('\0');
-        text.push_str(p);
+        h.update(b"\0");
+        h.update(p);
     }
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
+    let v = h.digest128();
+    let mut out = String::with_capacity(32);
+    for i in (0..32).rev() {
+        out.push(char::from(
+            b"0123456789abcdef"[((v >> (i * 4)) & 0xf) as usize],
+        ));
+    }
+    out
+}
+
+fn decimal(v: i64) -> ([u8; 24], usize) {
+    let mut buf = [0u8; 24];
+    let mut n = 0;
+    let negative = v < 0;
+    let mut u = v.unsigned_abs();
+    loop {
+        buf[23 - n] = b'0' + (u % 10) as u8;
+        n += 1;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    if negative {
+        buf[23 - n] = b'-';
+        n += 1;
+    }
+    (buf, n)
 }
 
 /// The episode id: product, tag and the time of the episode's first report.
 pub fn episode_id(product_id: &str, tag: &str, start: Timestamp) -> String {
-    stable_id(&["episode", product_id, tag, &start.0.to_string()])
+    let (buf, n) = decimal(start.0);
+    stable_id(&[
+        b"episode",
+        product_id.as_bytes(),
+        tag.as_bytes(),
+        &buf[24 - n..],
+    ])
 }
 
 /// The alert id: the episode plus the rung (or "resolved").
 pub fn alert_id(product_id: &str, tag: &str, start: Timestamp, rung: &str) -> String {
-    stable_id(&["alert", product_id, tag, &start.0.to_string(), rung])
+    let (buf, n) = decimal(start.0);
+    stable_id(&[
+        b"alert",
+        product_id.as_bytes(),
+        tag.as_bytes(),
+        &buf[24 - n..],
+        rung.as_bytes(),
+    ])
 }
 
 /// What the engine knows when it raises an alert.
@@ -234,5 +276,34 @@ impl AlertFacts<'_> {
 impl Alert {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("alerts always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_across_versions() {
+        // Published ids must never change: consumers deduplicate on them.
+        let start = Timestamp(1_767_225_600_000_000);
+        assert_eq!(
+            alert_id("kettle", "overheating", start, "problem"),
+            format!(
+                "{:032x}",
+                xxhash_rust::xxh3::xxh3_128(
+                    b"recall-radar/v1\x00alert\x00kettle\x00overheating\x001767225600000000\x00problem"
+                )
+            )
+        );
+        assert_eq!(
+            episode_id("kettle", "overheating", Timestamp(-5)),
+            format!(
+                "{:032x}",
+                xxhash_rust::xxh3::xxh3_128(
+                    b"recall-radar/v1\x00episode\x00kettle\x00overheating\x00-5"
+                )
+            )
+        );
     }
 }

@@ -16,8 +16,8 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::alert::{Alert, Status};
-use crate::config::{Config, RawConfig, RawTagClass, Thresholds};
-use crate::generate::{ground_truth, routine_tags, GenSpec, Generator};
+use crate::config::{Config, RawConfig};
+use crate::generate::{ground_truth, routine_class, GenSpec, Generator};
 use crate::kafka::produce::{loader, produce_lines};
 use crate::policy::Level;
 use crate::service;
@@ -84,17 +84,7 @@ fn spec(options: &DemoOptions) -> GenSpec {
 
 fn config(brokers: &str, admin_addr: &str) -> Result<Config, crate::config::ConfigError> {
     let mut raw = RawConfig::default();
-    raw.detector.tag_class.push(RawTagClass {
-        name: "routine".into(),
-        tags: routine_tags().map(str::to_owned).collect(),
-        window: Some("1d".into()),
-        thresholds: Some(Thresholds {
-            anomaly: 100,
-            pattern: 200,
-            problem: 400,
-        }),
-        ..Default::default()
-    });
+    raw.detector.tag_class.push(routine_class());
     raw.kafka.brokers = brokers.into();
     raw.kafka.input_topics = vec![INPUT.into()];
     raw.kafka.alert_topic = ALERTS.into();

@@ -26,7 +26,7 @@ pub use crate::key::Key;
 use crate::key::{AsKeyRef, KeyRef, Prehashed};
 use crate::policy::{Level, Policy, Trigger};
 use crate::time::{Span, Timestamp};
-use crate::window::{distinct_reporters_capped, hash_str, summarize, Report, Reports};
+use crate::window::{hash_str, summarize, Report, Reports};
 
 /// The open episode of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,8 +357,9 @@ fn evaluate(
         if episode.level == Some(Level::Problem) {
             continue;
         }
-        let in_window = state.reports.window(at, window);
-        let reporters = distinct_reporters_capped(in_window, class.thresholds.problem);
+        let reporters = state
+            .reports
+            .distinct_reporters(at, window, class.thresholds.problem);
         let mut rung = class
             .rung(reporters)
             .map(|(level, threshold)| (level, Trigger::Threshold(threshold)));

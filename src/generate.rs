@@ -243,6 +243,23 @@ pub fn routine_tags() -> impl Iterator<Item = &'static str> {
     ROUTINE.iter().map(|r| r.0)
 }
 
+/// The tag class a deployment would give the generator's routine contact reasons (billing,
+/// delivery...): they are not defects, so only a flood within a day should alert. The demo and
+/// the benchmarks run with it; without it every popular product climbs the ladder on billing.
+pub fn routine_class() -> crate::config::RawTagClass {
+    crate::config::RawTagClass {
+        name: "routine".into(),
+        tags: routine_tags().map(str::to_owned).collect(),
+        patterns: Vec::new(),
+        window: Some("1d".into()),
+        thresholds: Some(crate::config::Thresholds {
+            anomaly: 100,
+            pattern: 200,
+            problem: 400,
+        }),
+    }
+}
+
 /// The real defect tags background traffic (at `defect_rate`) and bursts use.
 pub fn defect_tags() -> impl Iterator<Item = &'static str> {
     DEFECTS.iter().map(|d| d.0)

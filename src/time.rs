@@ -167,19 +167,71 @@ pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
 
 /// Formats as RFC 3339 in UTC: whole seconds without a fraction, else milliseconds or microseconds.
 pub fn format_rfc3339(t: Timestamp) -> String {
+    let mut buf = [0u8; 40];
+    let n = write_rfc3339(t, &mut buf);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Writes the RFC 3339 form of `t` into `buf` and returns its length. Alerts carry several
+/// timestamps each, so this avoids the formatting machinery.
+pub fn write_rfc3339(t: Timestamp, buf: &mut [u8; 40]) -> usize {
     let secs = t.0.div_euclid(MICROS_PER_SECOND);
     let micros = t.0.rem_euclid(MICROS_PER_SECOND);
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (sod / 3600, sod % 3600 / 60, sod % 60);
-    let base = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
-    if micros == 0 {
-        format!("{base}Z")
-    } else if micros % 1000 == 0 {
-        format!("{base}.{:03}Z", micros / 1000)
+    let mut n = 0;
+    let mut put = |digits: usize, mut v: i64| {
+        for i in (0..digits).rev() {
+            buf[n + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        n += digits;
+    };
+    if (0..=9999).contains(&y) {
+        put(4, y);
     } else {
-        format!("{base}.{micros:06}Z")
+        // Outside RFC 3339's years; still readable, never produced from parsed input.
+        let text = format!("{y:+}");
+        let bytes = text.as_bytes();
+        buf[..bytes.len()].copy_from_slice(bytes);
+        n = bytes.len();
     }
+    let fields = [
+        (b'-', 2, m),
+        (b'-', 2, d),
+        (b'T', 2, sod / 3600),
+        (b':', 2, sod % 3600 / 60),
+        (b':', 2, sod % 60),
+    ];
+    for (sep, digits, value) in fields {
+        buf[n] = sep;
+        n += 1;
+        let mut v = value;
+        for i in (0..digits).rev() {
+            buf[n + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        n += digits;
+    }
+    let (digits, frac) = if micros == 0 {
+        (0, 0)
+    } else if micros % 1000 == 0 {
+        (3, micros / 1000)
+    } else {
+        (6, micros)
+    };
+    if digits > 0 {
+        buf[n] = b'.';
+        n += 1;
+        let mut v = frac;
+        for i in (0..digits).rev() {
+            buf[n + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        n += digits;
+    }
+    buf[n] = b'Z';
+    n + 1
 }
 
 impl fmt::Display for Timestamp {
@@ -190,7 +242,9 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_rfc3339(*self))
+        let mut buf = [0u8; 40];
+        let n = write_rfc3339(*self, &mut buf);
+        s.serialize_str(std::str::from_utf8(&buf[..n]).expect("ASCII"))
     }
 }
 
@@ -308,6 +362,15 @@ mod tests {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
         assert!(parse_rfc3339("2024-02-29T00:00:00Z").is_some());
+    }
+
+    #[test]
+    fn formatting_matches_the_calendar_for_many_instants() {
+        for i in -5_000i64..5_000 {
+            let t = Timestamp(i * 86_399_999_937 + i * i * 1_000);
+            let text = format_rfc3339(t);
+            assert_eq!(parse_rfc3339(&text), Some(t), "{text}");
+        }
     }
 
     #[test]

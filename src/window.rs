@@ -49,26 +49,70 @@ pub struct WindowSummary {
 
 pub const TOP_VALUES: usize = 5;
 
+/// A key with more reports than this keeps a hash index of their event ids, so that checking a
+/// new report for a duplicate id stays O(1) on hot keys.
+const INDEX_FROM: usize = 32;
+
 #[derive(Debug, Clone, Default)]
 pub struct Reports {
+    /// Sorted by [`order`]; the live reports are `items[start..]`. Pruning moves `start` and
+    /// compacts now and then, so dropping old reports from a hot key is not a memmove each time.
     items: Vec<Report>,
+    start: usize,
+    /// Event ids of the live reports, once there are more than [`INDEX_FROM`].
+    index: Option<HashSet<u64, crate::key::Prehashed>>,
+    /// Reporters in a sliding window, for keys whose thresholds are too high for a scan.
+    sliding: Option<Box<SlidingDistinct>>,
+}
+
+/// Thresholds up to this are counted by scanning the newest reports; above it, incrementally.
+const SCAN_UP_TO: u32 = 16;
+
+/// Distinct reporters of the reports with time in (lo, hi], kept as the window slides forward.
+#[derive(Debug, Clone, Default)]
+struct SlidingDistinct {
+    lo: Timestamp,
+    hi: Timestamp,
+    counts: HashMap<u64, u32, crate::key::Prehashed>,
+}
+
+impl SlidingDistinct {
+    fn add(&mut self, reports: &[Report]) {
+        for r in reports {
+            *self.counts.entry(r.reporter).or_insert(0) += 1;
+        }
+    }
+
+    fn remove(&mut self, reports: &[Report]) {
+        for r in reports {
+            if let Some(n) = self.counts.get_mut(&r.reporter) {
+                *n -= 1;
+                if *n == 0 {
+                    self.counts.remove(&r.reporter);
+                }
+            }
+        }
+    }
 }
 
 impl Reports {
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() - self.start
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 
     pub fn as_slice(&self) -> &[Report] {
-        &self.items
+        &self.items[self.start..]
     }
 
     pub fn contains_event(&self, event: u64) -> bool {
-        self.items.iter().any(|r| r.event == event)
+        match &self.index {
+            Some(index) => index.contains(&event),
+            None => self.as_slice().iter().any(|r| r.event == event),
+        }
     }
 
     /// Adds a report unless its event id is already here; returns whether it was added.
@@ -76,37 +120,109 @@ impl Reports {
         if self.contains_event(report.event) {
             return false;
         }
+        if let Some(index) = &mut self.index {
+            index.insert(report.event);
+        } else if self.len() >= INDEX_FROM {
+            let mut index: HashSet<u64, crate::key::Prehashed> =
+                self.as_slice().iter().map(|r| r.event).collect();
+            index.insert(report.event);
+            self.index = Some(index);
+        }
         let key = order(&report);
         // Reports mostly arrive in time order: check the end before searching.
         let at = match self.items.last() {
-            Some(last) if order(last) > key => self.items.partition_point(|r| order(r) < key),
+            Some(last) if order(last) > key => {
+                self.start + self.as_slice().partition_point(|r| order(r) < key)
+            }
             _ => self.items.len(),
         };
         self.items.insert(at, report);
         true
     }
 
+    /// Distinct reporters with time in (end - window, end], counting no further than `cap`
+    /// where that is cheaper. Calls for one key must come with `end` rising.
+    pub fn distinct_reporters(&mut self, end: Timestamp, window: Span, cap: u32) -> u32 {
+        if cap <= SCAN_UP_TO {
+            return distinct_reporters_capped(self.window(end, window), cap);
+        }
+        let start = end.saturating_sub(window);
+        let live = &self.items[self.start..];
+        let range = |lo: Timestamp, hi: Timestamp| {
+            let a = live.partition_point(|r| r.at <= lo);
+            let b = live.partition_point(|r| r.at <= hi);
+            &live[a..b.max(a)]
+        };
+        let sliding = self.sliding.get_or_insert_with(Default::default);
+        if end < sliding.hi || start < sliding.lo || sliding.counts.is_empty() {
+            **sliding = SlidingDistinct {
+                lo: start,
+                hi: start,
+                counts: HashMap::default(),
+            };
+        }
+        sliding.add(range(sliding.hi.max(start), end));
+        sliding.remove(range(sliding.lo, start.min(sliding.hi)));
+        sliding.lo = start;
+        sliding.hi = end;
+        sliding.counts.len() as u32
+    }
+
     /// Drops every report at or before `t`.
     pub fn prune_through(&mut self, t: Timestamp) {
-        let n = self.items.partition_point(|r| r.at <= t);
-        if n > 0 {
-            self.items.drain(..n);
+        let n = self.as_slice().partition_point(|r| r.at <= t);
+        if n == 0 {
+            return;
+        }
+        if let Some(sliding) = &mut self.sliding {
+            // Reports counted in (lo, hi] that are pruned leave the count too.
+            let live = &self.items[self.start..self.start + n];
+            let counted: Vec<&Report> = live
+                .iter()
+                .filter(|r| r.at > sliding.lo && r.at <= sliding.hi)
+                .collect();
+            for r in counted {
+                sliding.remove(std::slice::from_ref(r));
+            }
+            sliding.lo = sliding.lo.max(t);
+            if sliding.hi < sliding.lo {
+                sliding.hi = sliding.lo;
+            }
+        }
+        if let Some(index) = &mut self.index {
+            for r in &self.items[self.start..self.start + n] {
+                index.remove(&r.event);
+            }
+        }
+        self.start += n;
+        if self.start * 2 >= self.items.len() {
+            self.items.drain(..self.start);
+            self.start = 0;
+        }
+        if self
+            .index
+            .as_ref()
+            .is_some_and(|i| i.len() < INDEX_FROM / 2)
+        {
+            self.index = None;
         }
     }
 
     /// The reports with time in (end - window, end].
     pub fn window(&self, end: Timestamp, window: Span) -> &[Report] {
         let start = end.saturating_sub(window);
-        let lo = self.items.partition_point(|r| r.at <= start);
-        let hi = self.items.partition_point(|r| r.at <= end);
-        &self.items[lo..hi]
+        let live = self.as_slice();
+        let lo = live.partition_point(|r| r.at <= start);
+        let hi = live.partition_point(|r| r.at <= end);
+        &live[lo..hi]
     }
 
     /// The distinct report times in [from, before), oldest first.
     pub fn instants(&self, from: Timestamp, before: Timestamp) -> Vec<Timestamp> {
-        let lo = self.items.partition_point(|r| r.at < from);
+        let live = self.as_slice();
+        let lo = live.partition_point(|r| r.at < from);
         let mut out: Vec<Timestamp> = Vec::new();
-        for r in &self.items[lo..] {
+        for r in &live[lo..] {
             if r.at >= before {
                 break;
             }
@@ -119,15 +235,17 @@ impl Reports {
 
     /// The earliest report time at or after `from`.
     pub fn first_at_or_after(&self, from: Timestamp) -> Option<Timestamp> {
-        let i = self.items.partition_point(|r| r.at < from);
-        self.items.get(i).map(|r| r.at)
+        let live = self.as_slice();
+        let i = live.partition_point(|r| r.at < from);
+        live.get(i).map(|r| r.at)
     }
 
     /// The reports at exactly `t`.
     pub fn at(&self, t: Timestamp) -> &[Report] {
-        let lo = self.items.partition_point(|r| r.at < t);
-        let hi = self.items.partition_point(|r| r.at <= t);
-        &self.items[lo..hi]
+        let live = self.as_slice();
+        let lo = live.partition_point(|r| r.at < t);
+        let hi = live.partition_point(|r| r.at <= t);
+        &live[lo..hi]
     }
 }
 
@@ -228,6 +346,58 @@ pub(crate) mod tests {
             vec![Timestamp(1), Timestamp(5)]
         );
         assert_eq!(a.at(Timestamp(5)).len(), 2);
+    }
+
+    #[test]
+    fn hot_keys_index_their_ids_and_prune_without_losing_order() {
+        let mut r = Reports::default();
+        for i in 0..200 {
+            assert!(r.insert(report(i, &format!("e{i}"), "a")));
+        }
+        assert!(!r.insert(report(5, "e5", "a")), "indexed duplicate");
+        assert!(
+            !r.insert(report(500, "e150", "a")),
+            "same id at another time"
+        );
+        r.prune_through(Timestamp(149));
+        assert_eq!(r.len(), 50);
+        assert_eq!(r.as_slice()[0].at, Timestamp(150));
+        assert!(r.insert(report(3, "e3", "a")), "pruned ids may come again");
+        assert_eq!(r.as_slice()[0].at, Timestamp(3));
+        r.prune_through(Timestamp(190));
+        assert_eq!(r.len(), 9);
+        assert!(!r.insert(report(199, "e199", "a")));
+        assert!(r.insert(report(100, "e100", "b")));
+    }
+
+    #[test]
+    fn sliding_distinct_count_equals_a_recount() {
+        let mut r = Reports::default();
+        // 300 reports from 40 reporters over 300 ticks.
+        for i in 0..300i64 {
+            r.insert(report(
+                i * 10,
+                &format!("e{i}"),
+                &format!("c{}", (i * 7) % 40),
+            ));
+        }
+        let window = Span(250);
+        for end in (0..3000).step_by(10) {
+            let want = r
+                .window(Timestamp(end), window)
+                .iter()
+                .map(|x| x.reporter)
+                .collect::<HashSet<_>>()
+                .len() as u32;
+            assert_eq!(
+                r.distinct_reporters(Timestamp(end), window, 400),
+                want,
+                "at {end}"
+            );
+            if end % 500 == 0 {
+                r.prune_through(Timestamp(end - 250));
+            }
+        }
     }
 
     #[test]

@@ -364,3 +364,14 @@ fn generated_figures_at_one_million() {
     }
     println!("last occurred_at: {last}");
 }
+
+#[test]
+fn generated_routine_reasons_match_config_synthetic_toml() {
+    let text = include_str!("../config/synthetic.toml");
+    let raw = recall_radar::config::RawConfig::parse(text, "config/synthetic.toml").unwrap();
+    let class = &raw.detector.tag_class[0];
+    let expected = recall_radar::generate::routine_class();
+    assert_eq!(class.tags, expected.tags);
+    assert_eq!(class.window, expected.window);
+    assert_eq!(class.thresholds, expected.thresholds);
+}
