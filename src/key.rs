@@ -117,8 +117,7 @@ impl Hash for Key {
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-            || (self as &dyn AsKeyRef) == (other as &dyn AsKeyRef)
+        Arc::ptr_eq(&self.0, &other.0) || (self as &dyn AsKeyRef) == (other as &dyn AsKeyRef)
     }
 }
 
@@ -178,7 +177,9 @@ mod tests {
         map.insert(Key::new("kettle", "leak"), 2);
         let probe = KeyRef::new("kettle", "lid");
         assert_eq!(*map.get(&probe as &dyn AsKeyRef).unwrap(), 1);
-        assert!(map.get(&KeyRef::new("kettl", "elid") as &dyn AsKeyRef).is_none());
+        assert!(map
+            .get(&KeyRef::new("kettl", "elid") as &dyn AsKeyRef)
+            .is_none());
         assert_eq!(Key::new("a", "b"), KeyRef::new("a", "b").to_key());
         assert_ne!(Key::new("ab", ""), Key::new("a", "b"));
     }
