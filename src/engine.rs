@@ -14,7 +14,8 @@
 //! Keys live in a sharded concurrent map so that readers (the admin API) can look while the
 //! engine writes; a timer set orders the keys by the next instant that needs a decision.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -88,7 +89,9 @@ pub type KeyMap = Arc<DashMap<Key, KeyState, Prehashed>>;
 pub struct Engine {
     policy: Policy,
     keys: KeyMap,
-    timers: BTreeSet<(Timestamp, Key)>,
+    /// Keys by the next instant they need a decision at. An entry whose time is no longer the
+    /// key's `timer` is stale and skipped: moving a timer earlier just pushes a new entry.
+    timers: BinaryHeap<Reverse<(Timestamp, Key)>>,
     watermark: Option<Timestamp>,
     /// Every instant before this is final.
     frontier: Timestamp,
@@ -104,7 +107,7 @@ impl Engine {
         Engine {
             policy,
             keys: Arc::new(DashMap::with_hasher(Prehashed)),
-            timers: BTreeSet::new(),
+            timers: BinaryHeap::new(),
             watermark: None,
             frontier: Timestamp::MIN,
             stats: EngineStats::default(),
@@ -248,15 +251,18 @@ impl Engine {
     }
 
     fn run_timers(&mut self, out: &mut Vec<Alert>) {
-        while let Some((due, _)) = self.timers.first() {
+        while let Some(Reverse((due, _))) = self.timers.peek() {
             if *due >= self.frontier {
                 break;
             }
-            let (_, key) = self.timers.pop_first().expect("checked non-empty");
+            let Reverse((due, key)) = self.timers.pop().expect("checked non-empty");
             let idle = {
                 let Some(mut state) = self.keys.get_mut(&key) else {
                     continue;
                 };
+                if state.timer != Some(due) {
+                    continue;
+                }
                 state.timer = None;
                 evaluate(
                     &self.policy,
@@ -281,7 +287,7 @@ impl Engine {
 
 /// Makes sure the key has a timer no later than `due`.
 fn schedule(
-    timers: &mut BTreeSet<(Timestamp, Key)>,
+    timers: &mut BinaryHeap<Reverse<(Timestamp, Key)>>,
     key: &Key,
     state: &mut KeyState,
     due: Timestamp,
@@ -289,10 +295,7 @@ fn schedule(
     if state.timer.is_some_and(|t| t <= due) {
         return;
     }
-    if let Some(old) = state.timer.take() {
-        timers.remove(&(old, key.clone()));
-    }
-    timers.insert((due, key.clone()));
+    timers.push(Reverse((due, key.clone())));
     state.timer = Some(due);
 }
 
@@ -341,7 +344,13 @@ fn evaluate(
             stats.open_episodes[peak.index()] -= 1;
         }
     };
-    for at in state.reports.instants(state.evaluated_before, frontier) {
+    let mut cursor = state.evaluated_before;
+    while let Some(at) = state
+        .reports
+        .first_at_or_after(cursor)
+        .filter(|at| *at < frontier)
+    {
+        cursor = at.saturating_add(Span(1));
         if state
             .episode
             .is_some_and(|e| at > e.last_report.saturating_add(window))

@@ -217,22 +217,6 @@ impl Reports {
         &live[lo..hi]
     }
 
-    /// The distinct report times in [from, before), oldest first.
-    pub fn instants(&self, from: Timestamp, before: Timestamp) -> Vec<Timestamp> {
-        let live = self.as_slice();
-        let lo = live.partition_point(|r| r.at < from);
-        let mut out: Vec<Timestamp> = Vec::new();
-        for r in &live[lo..] {
-            if r.at >= before {
-                break;
-            }
-            if out.last() != Some(&r.at) {
-                out.push(r.at);
-            }
-        }
-        out
-    }
-
     /// The earliest report time at or after `from`.
     pub fn first_at_or_after(&self, from: Timestamp) -> Option<Timestamp> {
         let live = self.as_slice();
@@ -341,10 +325,9 @@ pub(crate) mod tests {
             assert!(b.insert(r.clone()));
         }
         assert_eq!(a.as_slice(), b.as_slice());
-        assert_eq!(
-            a.instants(Timestamp(0), Timestamp(10)),
-            vec![Timestamp(1), Timestamp(5)]
-        );
+        assert_eq!(a.first_at_or_after(Timestamp(0)), Some(Timestamp(1)));
+        assert_eq!(a.first_at_or_after(Timestamp(2)), Some(Timestamp(5)));
+        assert_eq!(a.first_at_or_after(Timestamp(6)), None);
         assert_eq!(a.at(Timestamp(5)).len(), 2);
     }
 

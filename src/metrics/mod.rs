@@ -9,16 +9,25 @@
 //! [`LatencyRecorder`] keeps exact-enough quantiles (hdrhistogram, 3 significant digits) for logs
 //! and the final report, next to the coarse Prometheus histogram. [`Health`] holds the liveness
 //! and readiness flags that `/healthz` and `/readyz` report.
+//!
+//! # Layout
+//! - this file: [`Metrics`], the registry of every series, and the label values and buckets.
+//! - `latency`: [`LatencyRecorder`].
+//! - `health`: [`Health`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+mod health;
+mod latency;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use hdrhistogram::Histogram as HdrHistogram;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
+
+pub use health::Health;
+pub use latency::LatencyRecorder;
 
 /// Values of the `channel` label of `recall_radar_events_consumed_total`.
 pub const CHANNELS: [&str; 6] = ["call", "chat", "email", "mail", "social", "web"];
@@ -371,142 +380,6 @@ impl Metrics {
     }
 }
 
-/// Highest latency the recorder tracks exactly: one hour, in microseconds; longer ones saturate.
-const LATENCY_MAX_MICROS: u64 = 3_600_000_000;
-
-/// Latency quantiles at 3 significant digits, from 1 µs to 1 h (longer values count as 1 h).
-pub struct LatencyRecorder {
-    hist: Mutex<HdrHistogram<u64>>,
-}
-
-impl Default for LatencyRecorder {
-    fn default() -> Self {
-        LatencyRecorder::new()
-    }
-}
-
-impl std::fmt::Debug for LatencyRecorder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LatencyRecorder")
-            .field("count", &self.count())
-            .field("p50", &self.quantile(0.5))
-            .field("p99", &self.quantile(0.99))
-            .field("max", &self.max())
-            .finish()
-    }
-}
-
-impl LatencyRecorder {
-    pub fn new() -> LatencyRecorder {
-        let hist = HdrHistogram::new_with_bounds(1, LATENCY_MAX_MICROS, 3)
-            .expect("valid hdrhistogram bounds");
-        LatencyRecorder {
-            hist: Mutex::new(hist),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HdrHistogram<u64>> {
-        // A panic while holding the lock cannot leave the histogram half-updated in a way that
-        // matters for statistics, so a poisoned lock is still usable.
-        self.hist.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Records one latency (microsecond resolution, saturating at one hour).
-    pub fn record(&self, d: Duration) {
-        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.lock()
-            .saturating_record(micros.min(LATENCY_MAX_MICROS));
-    }
-
-    /// The latency at quantile `q` (0.0..=1.0, clamped); zero when nothing was recorded.
-    pub fn quantile(&self, q: f64) -> Duration {
-        let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
-        let h = self.lock();
-        if h.is_empty() {
-            return Duration::ZERO;
-        }
-        Duration::from_micros(h.value_at_quantile(q))
-    }
-
-    /// The largest recorded latency (at the recorder's resolution); zero when empty.
-    pub fn max(&self) -> Duration {
-        let h = self.lock();
-        if h.is_empty() {
-            return Duration::ZERO;
-        }
-        Duration::from_micros(h.max())
-    }
-
-    /// How many latencies were recorded since creation or the last [`LatencyRecorder::reset`].
-    pub fn count(&self) -> u64 {
-        self.lock().len()
-    }
-
-    /// Forgets every recorded latency.
-    pub fn reset(&self) {
-        self.lock().reset();
-    }
-}
-
-/// Liveness and readiness, shared between the daemon and the admin server.
-///
-/// Starts alive and not ready ("starting").
-#[derive(Debug)]
-pub struct Health {
-    alive: AtomicBool,
-    ready: AtomicBool,
-    /// Why not ready; written together with `ready` under this lock.
-    reason: Mutex<String>,
-}
-
-impl Default for Health {
-    fn default() -> Self {
-        Health {
-            alive: AtomicBool::new(true),
-            ready: AtomicBool::new(false),
-            reason: Mutex::new("starting".to_owned()),
-        }
-    }
-}
-
-impl Health {
-    pub fn new() -> Arc<Health> {
-        Arc::new(Health::default())
-    }
-
-    pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Acquire)
-    }
-
-    /// Set to false when the process can no longer make progress (liveness probe fails).
-    pub fn set_alive(&self, alive: bool) {
-        self.alive.store(alive, Ordering::Release);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// Sets readiness; `reason` says why not ready (kept but unused while ready).
-    pub fn set_ready(&self, ready: bool, reason: impl Into<String>) {
-        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
-        *r = reason.into();
-        self.ready.store(ready, Ordering::Release);
-    }
-
-    /// `Ok(())` when ready, else the reason; flag and reason are read consistently.
-    pub fn readiness(&self) -> Result<(), String> {
-        let r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
-        if self.ready.load(Ordering::Acquire) {
-            Ok(())
-        } else if r.is_empty() {
-            Err("not ready".to_owned())
-        } else {
-            Err(r.clone())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,41 +518,6 @@ mod tests {
     }
 
     #[test]
-    fn latency_quantiles_of_a_known_set() {
-        let r = LatencyRecorder::new();
-        assert_eq!(r.count(), 0);
-        assert_eq!(r.quantile(0.5), Duration::ZERO);
-        assert_eq!(r.max(), Duration::ZERO);
-        // 1 ms, 2 ms, ..., 1000 ms.
-        for i in 1..=1000 {
-            r.record(Duration::from_millis(i));
-        }
-        assert_eq!(r.count(), 1000);
-        for (q, ms) in [(0.0, 1), (0.5, 500), (0.9, 900), (0.99, 990), (1.0, 1000)] {
-            let got = r.quantile(q);
-            assert!(
-                close(got, Duration::from_millis(ms)),
-                "q{q}: {got:?} != {ms} ms"
-            );
-        }
-        assert!(close(r.max(), Duration::from_secs(1)));
-        r.reset();
-        assert_eq!(r.count(), 0);
-        assert_eq!(r.quantile(0.99), Duration::ZERO);
-    }
-
-    #[test]
-    fn latency_recorder_clamps_extremes() {
-        let r = LatencyRecorder::new();
-        r.record(Duration::ZERO);
-        r.record(Duration::from_secs(10 * 3600));
-        assert_eq!(r.count(), 2);
-        assert_eq!(r.quantile(0.0), Duration::ZERO);
-        assert!(close(r.max(), Duration::from_secs(3600)));
-        assert_eq!(r.quantile(f64::NAN), Duration::ZERO);
-    }
-
-    #[test]
     fn processing_latency_feeds_both_recorders() {
         let m = Metrics::new();
         for ms in [1, 2, 3, 4, 100] {
@@ -695,22 +533,5 @@ mod tests {
             m.processing_latency_hdr.max(),
             Duration::from_millis(100)
         ));
-    }
-
-    #[test]
-    fn health_flags() {
-        let h = Health::new();
-        assert!(h.is_alive());
-        assert!(!h.is_ready());
-        assert_eq!(h.readiness(), Err("starting".to_owned()));
-        h.set_ready(false, "no partitions assigned");
-        assert_eq!(h.readiness(), Err("no partitions assigned".to_owned()));
-        h.set_ready(true, "");
-        assert!(h.is_ready());
-        assert_eq!(h.readiness(), Ok(()));
-        h.set_ready(false, "");
-        assert_eq!(h.readiness(), Err("not ready".to_owned()));
-        h.set_alive(false);
-        assert!(!h.is_alive());
     }
 }
