@@ -444,24 +444,43 @@ fn cmd_run(args: RunArgs) -> Result<()> {
     })
 }
 
-fn input_lines(inputs: &[PathBuf]) -> Result<Vec<Vec<u8>>> {
-    let mut lines = Vec::new();
-    for path in inputs {
-        let reader = open_input(path, Default::default())?;
-        for line in std::io::BufRead::split(reader, b'\n') {
-            let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-            let trimmed = line.trim_ascii_end();
-            if !trimmed.is_empty() {
-                lines.push(trimmed.to_vec());
+/// The non-empty lines of the inputs in order, read as they are sent (files may be larger than
+/// memory). A read error ends the lines and is kept in `error` for the caller to report.
+fn input_lines<'a>(
+    inputs: &'a [PathBuf],
+    error: &'a std::cell::RefCell<Option<anyhow::Error>>,
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    inputs.iter().flat_map(move |path| {
+        let reader = match open_input(path, Default::default()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                error.borrow_mut().get_or_insert(e.into());
+                None
             }
-        }
-    }
-    Ok(lines)
+        };
+        reader
+            .into_iter()
+            .flat_map(|r| std::io::BufRead::split(r, b'\n'))
+            .map_while(move |line| match line {
+                Ok(line) => Some(line),
+                Err(e) => {
+                    error.borrow_mut().get_or_insert(
+                        anyhow::Error::new(e).context(format!("cannot read {}", path.display())),
+                    );
+                    None
+                }
+            })
+            .filter_map(|line| {
+                let n = line.trim_ascii_end().len();
+                (n > 0).then(|| line[..n].to_vec())
+            })
+    })
 }
 
 fn cmd_produce(args: ProduceArgs) -> Result<()> {
     check_inputs(&args.inputs)?;
-    let lines = input_lines(&args.inputs)?;
+    let error = std::cell::RefCell::new(None);
+    let lines = input_lines(&args.inputs, &error);
     runtime()?.block_on(async {
         let (trigger, shutdown) = shutdown::channel();
         shutdown::on_signals(trigger)?;
@@ -470,7 +489,10 @@ fn cmd_produce(args: ProduceArgs) -> Result<()> {
             produce::produce_lines(&producer, &args.topic, lines, args.rate, Some(shutdown))
                 .await?;
         eprintln!("{}", report.render(&args.topic));
-        Ok(())
+        match error.borrow_mut().take() {
+            Some(e) => Err(e.context("stopped early; the records before were sent")),
+            None => Ok(()),
+        }
     })
 }
 

@@ -156,3 +156,51 @@ fn bad_configuration_exits_2_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rr.toml"));
 }
+
+#[test]
+fn produce_and_generate_load_a_topic_keyed_by_product() {
+    let broker = Broker::start();
+    broker.create_topic("events", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(
+        &file,
+        "{\"event_id\":\"a\",\"product_id\":\" kettle \"}\n\nnot json\n{\"event_id\":\"b\",\"product_id\":\"toaster\"}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_recall-radar"))
+        .args(["produce", "--brokers", &broker.addr, "--topic", "events"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("produced 3 records"), "{stderr}");
+    assert!(stderr.contains("1 without a product id"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_recall-radar"))
+        .args([
+            "generate",
+            "--events",
+            "50",
+            "--bursts",
+            "1",
+            "--brokers",
+            &broker.addr,
+            "--topic",
+            "events",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = broker.read("events", 2, 53, Duration::from_secs(20));
+    assert_eq!(records.len(), 53);
+    for r in &records {
+        let key = recall_radar::kafka::produce::product_key(r.payload.as_bytes());
+        assert_eq!(r.key, key, "{}", r.payload);
+    }
+    assert!(records.iter().any(|r| r.key.as_deref() == Some("kettle")));
+}
