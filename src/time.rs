@@ -179,59 +179,40 @@ pub fn write_rfc3339(t: Timestamp, buf: &mut [u8; 40]) -> usize {
     let micros = t.0.rem_euclid(MICROS_PER_SECOND);
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
+    // Writes `value` as `digits` decimal digits at `n`, after `sep` unless it is 0.
     let mut n = 0;
-    let mut put = |digits: usize, mut v: i64| {
+    let mut put = |sep: u8, digits: usize, mut value: i64| {
+        if sep != 0 {
+            buf[n] = sep;
+            n += 1;
+        }
         for i in (0..digits).rev() {
-            buf[n + i] = b'0' + (v % 10) as u8;
-            v /= 10;
+            buf[n + i] = b'0' + (value % 10) as u8;
+            value /= 10;
         }
         n += digits;
     };
-    if (0..=9999).contains(&y) {
-        put(4, y);
-    } else {
+    if !(0..=9999).contains(&y) {
         // Outside RFC 3339's years; still readable, never produced from parsed input.
-        let text = format!("{y:+}");
-        let bytes = text.as_bytes();
-        buf[..bytes.len()].copy_from_slice(bytes);
-        n = bytes.len();
+        let (hh, mm, ss) = (sod / 3600, sod % 3600 / 60, sod % 60);
+        let text = format!("{y:+}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z");
+        let len = text.len().min(buf.len());
+        buf[..len].copy_from_slice(&text.as_bytes()[..len]);
+        return len;
     }
-    let fields = [
-        (b'-', 2, m),
-        (b'-', 2, d),
-        (b'T', 2, sod / 3600),
-        (b':', 2, sod % 3600 / 60),
-        (b':', 2, sod % 60),
-    ];
-    for (sep, digits, value) in fields {
-        buf[n] = sep;
-        n += 1;
-        let mut v = value;
-        for i in (0..digits).rev() {
-            buf[n + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        n += digits;
+    put(0, 4, y);
+    put(b'-', 2, m);
+    put(b'-', 2, d);
+    put(b'T', 2, sod / 3600);
+    put(b':', 2, sod % 3600 / 60);
+    put(b':', 2, sod % 60);
+    if micros % 1000 != 0 {
+        put(b'.', 6, micros);
+    } else if micros != 0 {
+        put(b'.', 3, micros / 1000);
     }
-    let (digits, frac) = if micros == 0 {
-        (0, 0)
-    } else if micros % 1000 == 0 {
-        (3, micros / 1000)
-    } else {
-        (6, micros)
-    };
-    if digits > 0 {
-        buf[n] = b'.';
-        n += 1;
-        let mut v = frac;
-        for i in (0..digits).rev() {
-            buf[n + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        n += digits;
-    }
-    buf[n] = b'Z';
-    n + 1
+    put(b'Z', 0, 0);
+    n
 }
 
 impl fmt::Display for Timestamp {

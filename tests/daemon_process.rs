@@ -3,35 +3,11 @@
 
 mod broker;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use broker::Broker;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    Some((code, body))
-}
+use broker::{free_port, http_get, Broker};
 
 #[test]
 fn sigterm_drains_commits_and_exits_zero() {
@@ -72,7 +48,7 @@ fn sigterm_drains_commits_and_exits_zero() {
     let mut not_ready_seen = false;
     loop {
         assert!(Instant::now() < deadline, "never became ready");
-        match get(port, "/readyz") {
+        match http_get(port, "/readyz") {
             Some((200, _)) => break,
             Some((503, reason)) => {
                 not_ready_seen = true;
@@ -86,11 +62,11 @@ fn sigterm_drains_commits_and_exits_zero() {
         not_ready_seen,
         "/readyz said 503 before partitions were assigned"
     );
-    assert_eq!(get(port, "/healthz").unwrap().0, 200);
+    assert_eq!(http_get(port, "/healthz").unwrap().0, 200);
     // The three reports reached problem; wait until it is published and visible as a signal.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, body) = get(port, "/api/signals").unwrap();
+        let (_, body) = http_get(port, "/api/signals").unwrap();
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         if v["signals"][0]["level"] == "problem" {
             assert_eq!(v["signals"][0]["reporters"], 3);

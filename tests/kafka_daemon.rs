@@ -5,10 +5,9 @@
 mod broker;
 
 use std::collections::HashSet;
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
-use broker::Broker;
+use broker::{nhtsa_lines, Broker};
 use recall_radar::alert::{Alert, Status};
 use recall_radar::config::{Config, RawConfig};
 use recall_radar::engine::Engine;
@@ -52,20 +51,6 @@ fn broker_with_topics() -> Broker {
         b.create_topic(t, PARTITIONS);
     }
     b
-}
-
-/// The first `n` NHTSA complaints, as sent.
-fn nhtsa(n: usize) -> Vec<String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/nhtsa/events-ford-toyota.jsonl.gz"
-    );
-    let file = std::fs::File::open(path).unwrap();
-    std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file))
-        .lines()
-        .take(n)
-        .map(Result::unwrap)
-        .collect()
 }
 
 /// Runs the daemon until it has consumed `messages` records and its clock has made them final,
@@ -132,7 +117,7 @@ fn parse(records: &[broker::Record]) -> Vec<Alert> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_alerts_equal_replay_alerts() {
     let broker = broker_with_topics();
-    let lines = nhtsa(1500);
+    let lines = nhtsa_lines(1500);
     broker.produce_lines("events", &lines).await;
     let config = config(&broker.addr, "same-as-replay");
     let summary = run_until_consumed(config.clone(), lines.len() as u64).await;
@@ -235,7 +220,7 @@ async fn bad_and_late_input_goes_to_the_dead_letter_topic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_resumes_from_committed_offsets_without_repeating_alerts() {
     let broker = broker_with_topics();
-    let lines = nhtsa(1200);
+    let lines = nhtsa_lines(1200);
     let (first, second) = lines.split_at(700);
     broker.produce_lines("events", first).await;
     let run1 = run_until_consumed(config(&broker.addr, "restart"), first.len() as u64).await;

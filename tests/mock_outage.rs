@@ -3,7 +3,6 @@
 
 mod broker;
 
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
@@ -19,17 +18,11 @@ use recall_radar::{service, shutdown};
 /// NHTSA complaints re-timed one minute apart: the idle clock moves a quiet partition's time by
 /// the seconds the outage lasts, which must stay inside the allowed lateness (30 s here).
 fn nhtsa(n: usize) -> Vec<String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/nhtsa/events-ford-toyota.jsonl.gz"
-    );
-    let file = std::fs::File::open(path).unwrap();
-    std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file))
-        .lines()
-        .take(n)
+    broker::nhtsa_lines(n)
+        .into_iter()
         .enumerate()
         .map(|(i, l)| {
-            let mut v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
+            let mut v: serde_json::Value = serde_json::from_str(&l).unwrap();
             v["occurred_at"] = minute(i as i64).into();
             v.to_string()
         })

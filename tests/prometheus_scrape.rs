@@ -3,37 +3,12 @@
 
 mod broker;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use broker::Broker;
+use broker::{free_port, http_get, Broker};
 use recall_radar::config::{Config, RawConfig};
 use recall_radar::{service, shutdown};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    // Prometheus answers small JSON bodies without chunking; be lenient with chunked ones.
-    Some(body.trim().lines().find(|l| l.starts_with('{'))?.to_owned())
-}
 
 fn encode(q: &str) -> String {
     q.bytes()
@@ -46,8 +21,10 @@ fn encode(q: &str) -> String {
 
 /// The value of an instant PromQL query with one result, if Prometheus has it yet.
 fn query(port: u16, promql: &str) -> Option<f64> {
-    let body = http_get(port, &format!("/api/v1/query?query={}", encode(promql)))?;
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let (_, body) = http_get(port, &format!("/api/v1/query?query={}", encode(promql)))?;
+    // Prometheus answers small JSON bodies unchunked; be lenient with a chunked one.
+    let body = body.trim().lines().find(|l| l.starts_with('{'))?;
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
