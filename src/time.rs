@@ -162,8 +162,15 @@ pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         _ => return None,
     };
     let secs = days * 86_400 + hh * 3600 + mm * 60 + ss - offset_secs;
-    Some(Timestamp(secs * MICROS_PER_SECOND + micros))
+    let t = Timestamp(secs * MICROS_PER_SECOND + micros);
+    // An offset or a leap second can carry a valid local time out of the years RFC 3339 can
+    // write in UTC; such a time could never be written back, so it is not accepted.
+    (FIRST_RFC3339..=LAST_RFC3339).contains(&t).then_some(t)
 }
+
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z: the UTC range RFC 3339 can write.
+pub const FIRST_RFC3339: Timestamp = Timestamp(-62_167_219_200 * MICROS_PER_SECOND);
+pub const LAST_RFC3339: Timestamp = Timestamp(253_402_300_800 * MICROS_PER_SECOND - 1);
 
 /// Formats as RFC 3339 in UTC: whole seconds without a fraction, else milliseconds or microseconds.
 pub fn format_rfc3339(t: Timestamp) -> String {
@@ -193,7 +200,7 @@ pub fn write_rfc3339(t: Timestamp, buf: &mut [u8; 40]) -> usize {
         n += digits;
     };
     if !(0..=9999).contains(&y) {
-        // Outside RFC 3339's years; still readable, never produced from parsed input.
+        // Outside RFC 3339's years (parsing refuses them); still readable, for computed times.
         let (hh, mm, ss) = (sod / 3600, sod % 3600 / 60, sod % 60);
         let text = format!("{y:+}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z");
         let len = text.len().min(buf.len());
@@ -339,10 +346,21 @@ mod tests {
             "2026-11-22 09:14",
             "yesterday",
             "2026-11-22T09:14:03+0100",
+            // Valid local times that fall outside years 0000-9999 in UTC (found by fuzzing).
+            "9999-12-31T23:59:59.999999-15:00",
+            "9999-12-31T23:59:60Z",
+            "0000-01-01T00:00:00+00:01",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
         assert!(parse_rfc3339("2024-02-29T00:00:00Z").is_some());
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00Z"), Some(FIRST_RFC3339));
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:59:59.999999Z"),
+            Some(LAST_RFC3339)
+        );
+        assert_eq!(format_rfc3339(LAST_RFC3339), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(format_rfc3339(FIRST_RFC3339), "0000-01-01T00:00:00Z");
     }
 
     #[test]
