@@ -404,6 +404,7 @@ impl Daemon {
         for ((_, p), state) in self.partitions.iter_mut() {
             if *p == partition {
                 state.caught_up = true;
+                state.at_end = true;
             }
         }
         self.update_readiness();

@@ -18,6 +18,9 @@ pub struct PartitionState {
     clock_synced: Instant,
     /// The fetcher reached the end of the partition at least once since assignment.
     pub caught_up: bool,
+    /// The fetcher is at the end of the partition: nothing consumed since it said so. Only then
+    /// is the partition quiet; a stall with messages still queued is not.
+    pub at_end: bool,
     /// Engine totals already reported to the metrics.
     pub reported: EngineStats,
 }
@@ -29,6 +32,7 @@ impl PartitionState {
             pending: VecDeque::new(),
             clock_synced: now,
             caught_up: false,
+            at_end: false,
             reported: EngineStats::default(),
         }
     }
@@ -38,6 +42,7 @@ impl PartitionState {
         self.pending
             .push_back((offset, waits_for.unwrap_or(Timestamp::MIN)));
         self.clock_synced = now;
+        self.at_end = false;
     }
 
     /// The highest offset whose events, and all before it, are final now.
@@ -60,10 +65,12 @@ impl PartitionState {
     }
 
     /// A quiet partition's event-time clock moves on by the wall-clock time that passed since it
-    /// last moved (never a jump to the current time), so quiet keys still resolve.
+    /// last moved (never a jump to the current time), so quiet keys still resolve. Quiet means
+    /// at the end of the partition for at least `quiet`: while messages wait in the fetch queue
+    /// the clock stays, or those messages would turn late.
     pub fn idle_advance(&mut self, now: Instant, quiet: Duration, out: &mut Vec<Alert>) {
         let elapsed = now.saturating_duration_since(self.clock_synced);
-        if elapsed < quiet {
+        if !self.at_end || elapsed < quiet {
             return;
         }
         self.clock_synced = now;
@@ -125,29 +132,33 @@ mod tests {
     fn a_quiet_partition_moves_its_clock_by_wall_time() {
         let mut p = state("0s");
         let mut out = Vec::new();
+        let quiet = Duration::from_millis(10);
         let t0 = Instant::now();
         let e1 = event("a", "2026-01-01T00:00:00Z");
         let e = decode(e1.as_bytes()).unwrap();
         p.engine.ingest(&e, &mut out);
         p.track(0, Some(e.occurred_at), t0);
         assert!(out.is_empty());
-        p.idle_advance(
-            t0 + Duration::from_millis(5),
-            Duration::from_millis(10),
-            &mut out,
+        p.idle_advance(t0 + Duration::from_millis(50), quiet, &mut out);
+        assert!(
+            out.is_empty(),
+            "messages may still be queued: not at the end yet"
         );
+        p.at_end = true;
+        p.idle_advance(t0 + Duration::from_millis(5), quiet, &mut out);
         assert!(out.is_empty(), "not quiet long enough");
-        p.idle_advance(
-            t0 + Duration::from_millis(20),
-            Duration::from_millis(10),
-            &mut out,
-        );
+        p.idle_advance(t0 + Duration::from_millis(70), quiet, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(
             p.engine.watermark().unwrap().0 - e.occurred_at.0,
-            20_000,
-            "moved by the 20 ms that passed, not to the current time"
+            70_000,
+            "moved by the 70 ms that passed, not to the current time"
         );
         assert_eq!(p.take_final(), Some(0));
+        p.track(1, None, t0 + Duration::from_millis(80));
+        assert!(
+            !p.at_end,
+            "a consumed message means the fetcher was not at the end"
+        );
     }
 }

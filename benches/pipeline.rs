@@ -1,0 +1,1658 @@
+//! Pipeline benchmarks: the whole path from bytes to alerts, against its natural baselines.
+//!
+//! Run with `bash scripts/bench.sh` (full sizes, ~10-15 minutes on 2 cores) or
+//! `bash scripts/bench.sh --quick` (small sizes, a smoke run); `--help` lists the options. Prints a
+//! Markdown table of medians with the targets and PASS/MISS, and writes it as JSON to
+//! `target/bench-results.json`. Progress goes to stderr, the table to stdout.
+//!
+//! 1. **engine**: one generated JSON-lines file (`GenSpec` defaults, 5,000,000 events, written
+//!    once into `target/bench-data/` and reused while the spec is the same), read (a) by a
+//!    parse-only loop (serde into a plain struct of borrowed strings, nothing else) and (b) by
+//!    `replay::replay` with a default `Engine` and alerts discarded; single thread, runs
+//!    interleaved.
+//! 2. **kafka**: tansu on loopback, an input topic preloaded with the first N lines of that file;
+//!    (a) a plain `BaseConsumer` (assign(), no group) that only counts N messages, (b) the daemon
+//!    (`service::start`) until it consumed all N and every alert it produced was acknowledged.
+//!    The daemon's clock starts when its partitions are assigned: tansu's group join (half of
+//!    `session.timeout.ms`) is not counted, and is reported apart.
+//! 3. **latency**: events produced at a steady rate with `occurred_at` = now; every 10th opens a
+//!    new key (an anomaly alert as soon as it is final), the rest go to 100 hot keys that reached
+//!    the problem rung during the warm-up (no more alerts). Latency = probe sent -> its alert
+//!    received by a consumer (assign(), no group).
+//! 4. **memory**: in a fresh child process each, VmRSS of an `Engine` holding N live keys (one
+//!    report each, generator-shaped events), and a flood of unique keys against `max_keys`.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt::{self, Write as _};
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use recall_radar::alert::Alert;
+use recall_radar::config::{Config, DetectorConfig, RawConfig, RawDetector};
+use recall_radar::engine::Engine;
+use recall_radar::event::{decode, Channel, ContactEvent, Severity};
+use recall_radar::generate::{GenSpec, Generator};
+use recall_radar::kafka::daemon::RunSummary;
+use recall_radar::kafka::produce::{loader, produce_lines};
+use recall_radar::metrics::{Metrics, ALERT_LEVELS, ALERT_STATUSES, BAD_REASONS, CHANNELS};
+use recall_radar::replay::{replay, ReplaySinks};
+use recall_radar::service;
+use recall_radar::shutdown;
+use recall_radar::time::{format_rfc3339, Timestamp, MICROS_PER_SECOND};
+use recall_radar::window::hash_str;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const PHASES: [&str; 4] = ["engine", "kafka", "latency", "memory"];
+
+const USAGE: &str = "\
+usage: bash scripts/bench.sh [--quick] [OPTIONS]
+  (runs: cargo bench --bench pipeline -- [--quick] [OPTIONS])
+
+  --quick               small sizes and one run of each, for a smoke test
+  --runs N              timed runs per measurement (default 3; quick 1)
+  --phases LIST         comma-separated subset of engine,kafka,latency,memory (default all)
+  --events N            events in the generated file (default 5000000; quick 200000)
+  --kafka-events N      events preloaded into the input topic (default 1000000; quick 100000)
+  --partitions N        partitions of the input and alert topics (default 3)
+  --rate N              events/s of the latency load (default 10000)
+  --warmup SECS         latency warm-up (default 3; quick 1)
+  --duration SECS       latency measurement (default 20; quick 3)
+  --mem-keys N          live keys of the memory measurement (default 1000000; quick 100000)
+  --flood-keys N        unique keys of the flood (default 3000000; quick 300000)
+  --flood-cap N         max_keys during the flood (default 200000; quick 20000)
+  --output FILE         JSON results (default target/bench-results.json)
+  --lat-consumer K=V,.. librdkafka properties of the daemon's consumer and the alert reader in
+                        the latency phase (default fetch.wait.max.ms=5,socket.nagle.disable=true)
+  --lat-load-producer K=V,..    properties of the latency load producer
+                        (default linger.ms=5,socket.nagle.disable=true)
+  --lat-daemon-producer K=V,..  properties of the daemon's alert producer in the latency phase
+                        (default linger.ms=1,socket.nagle.disable=true)
+  --lat-idle-ticks A,B  daemon.idle_tick of each latency variant (default 10ms,1s); the first
+                        is held to the target, the others are shown for comparison
+";
+
+// ---------------------------------------------------------------------------------------------
+// options
+
+#[derive(Debug, Clone)]
+struct Args {
+    quick: bool,
+    runs: usize,
+    phases: Vec<String>,
+    events: u64,
+    kafka_events: u64,
+    partitions: u32,
+    rate: u64,
+    warmup: u64,
+    duration: u64,
+    mem_keys: u64,
+    flood_keys: u64,
+    flood_cap: usize,
+    output: PathBuf,
+    /// Latency phase: properties of the daemon's consumer and the alert reader.
+    lat_consumer: Props,
+    /// Latency phase: properties of the load producer.
+    lat_load_producer: Props,
+    /// Latency phase: properties of the daemon's alert producer.
+    lat_daemon_producer: Props,
+    /// Latency phase: `daemon.idle_tick` of each variant; the first one is held to the target.
+    lat_idle_ticks: Vec<String>,
+}
+
+type Props = Vec<(String, String)>;
+
+fn props(text: &str) -> Result<Props, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| format!("{kv:?} is not KEY=VALUE"))
+        })
+        .collect()
+}
+
+fn props_text(props: &[(String, String)]) -> String {
+    props
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Args {
+    fn defaults(quick: bool) -> Args {
+        let pick = |full: u64, small: u64| if quick { small } else { full };
+        Args {
+            quick,
+            runs: pick(3, 1) as usize,
+            phases: PHASES.iter().map(|s| s.to_string()).collect(),
+            events: pick(5_000_000, 200_000),
+            kafka_events: pick(1_000_000, 100_000),
+            partitions: 3,
+            rate: 10_000,
+            warmup: pick(3, 1),
+            duration: pick(20, 3),
+            mem_keys: pick(1_000_000, 100_000),
+            flood_keys: pick(3_000_000, 300_000),
+            flood_cap: pick(200_000, 20_000) as usize,
+            output: target_dir().join("bench-results.json"),
+            lat_consumer: props(LAT_CONSUMER).expect("valid default"),
+            lat_load_producer: props(LAT_LOAD_PRODUCER).expect("valid default"),
+            lat_daemon_producer: props(LAT_DAEMON_PRODUCER).expect("valid default"),
+            lat_idle_ticks: vec!["10ms".into(), "1s".into()],
+        }
+    }
+
+    fn parse(raw: Vec<String>) -> Result<Args, String> {
+        let quick = raw.iter().any(|a| a == "--quick");
+        let mut a = Args::defaults(quick);
+        let mut it = raw.into_iter();
+        while let Some(arg) = it.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                None => (arg.clone(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| it.next())
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
+                v.replace('_', "")
+                    .parse()
+                    .map_err(|_| format!("{name}: {v:?} is not a number"))
+            }
+            match name.as_str() {
+                // `cargo bench` passes --bench to every bench binary.
+                "--bench" | "--quick" => {}
+                "--runs" => a.runs = num(&name, value()?)?,
+                "--phases" => {
+                    a.phases = value()?.split(',').map(|s| s.trim().to_owned()).collect();
+                    if let Some(p) = a.phases.iter().find(|p| !PHASES.contains(&p.as_str())) {
+                        return Err(format!("unknown phase {p:?} (phases: {PHASES:?})"));
+                    }
+                }
+                "--events" => a.events = num(&name, value()?)?,
+                "--kafka-events" => a.kafka_events = num(&name, value()?)?,
+                "--partitions" => a.partitions = num(&name, value()?)?,
+                "--rate" => a.rate = num(&name, value()?)?,
+                "--warmup" => a.warmup = num(&name, value()?)?,
+                "--duration" => a.duration = num(&name, value()?)?,
+                "--mem-keys" => a.mem_keys = num(&name, value()?)?,
+                "--flood-keys" => a.flood_keys = num(&name, value()?)?,
+                "--flood-cap" => a.flood_cap = num(&name, value()?)?,
+                "--output" => a.output = PathBuf::from(value()?),
+                "--lat-consumer" => a.lat_consumer = props(&value()?)?,
+                "--lat-load-producer" => a.lat_load_producer = props(&value()?)?,
+                "--lat-daemon-producer" => a.lat_daemon_producer = props(&value()?)?,
+                "--lat-idle-ticks" => {
+                    a.lat_idle_ticks = value()?
+                        .split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    if a.lat_idle_ticks.is_empty() || a.lat_idle_ticks.len() > 4 {
+                        return Err("--lat-idle-ticks takes 1 to 4 spans".into());
+                    }
+                }
+                "--help" | "-h" => {
+                    print!("{USAGE}");
+                    std::process::exit(0);
+                }
+                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+            }
+        }
+        if a.runs == 0 || a.partitions == 0 || a.rate == 0 || a.duration == 0 {
+            return Err("--runs, --partitions, --rate and --duration must be at least 1".into());
+        }
+        if a.kafka_events > a.events {
+            return Err(
+                "--kafka-events cannot exceed --events (it is a prefix of the file)".into(),
+            );
+        }
+        Ok(a)
+    }
+
+    fn runs(&self, phase: &str) -> bool {
+        self.phases.iter().any(|p| p == phase)
+    }
+}
+
+/// A hash of every file under src/ when the bench ran: others change the engine while it is
+/// measured, so results say which sources they belong to.
+fn src_fingerprint() -> String {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, files);
+                } else {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&Path::new(REPO).join("src"), &mut files);
+    files.sort();
+    let mut all = Vec::new();
+    for f in &files {
+        all.extend_from_slice(f.to_string_lossy().as_bytes());
+        all.extend_from_slice(&std::fs::read(f).unwrap_or_default());
+    }
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&all))
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => Path::new(REPO).join(d),
+        None => Path::new(REPO).join("target"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// results
+
+/// One line of the final table (and one object of the JSON).
+struct Row {
+    id: &'static str,
+    measure: String,
+    /// The median, in `unit`.
+    value: f64,
+    unit: &'static str,
+    display: String,
+    /// The per-run values the median is taken of.
+    samples: Vec<f64>,
+    target: String,
+    pass: Option<bool>,
+    note: String,
+}
+
+impl Row {
+    fn new(id: &'static str, measure: impl Into<String>, unit: &'static str) -> Row {
+        Row {
+            id,
+            measure: measure.into(),
+            value: f64::NAN,
+            unit,
+            display: String::new(),
+            samples: Vec::new(),
+            target: String::new(),
+            pass: None,
+            note: String::new(),
+        }
+    }
+
+    fn median_of(mut self, samples: Vec<f64>, display: impl Fn(f64) -> String) -> Row {
+        self.value = median(&samples);
+        self.display = display(self.value);
+        self.samples = samples;
+        self
+    }
+
+    fn target(mut self, text: impl Into<String>, pass: bool) -> Row {
+        self.target = text.into();
+        self.pass = Some(pass);
+        self
+    }
+
+    fn note(mut self, text: impl Into<String>) -> Row {
+        self.note = text.into();
+        self
+    }
+
+    fn error(id: &'static str, measure: &str, error: &str) -> Row {
+        let mut r = Row::new(id, measure, "");
+        r.display = "ERROR".into();
+        r.pass = Some(false);
+        r.note = error.to_owned();
+        r
+    }
+
+    fn result(&self) -> &'static str {
+        match self.pass {
+            Some(true) => "PASS",
+            Some(false) if self.display == "ERROR" => "ERROR",
+            Some(false) => "MISS",
+            None => "",
+        }
+    }
+
+    fn json(&self) -> Value {
+        let num = |v: f64| if v.is_finite() { json!(v) } else { Value::Null };
+        json!({
+            "id": self.id,
+            "measure": self.measure,
+            "median": num(self.value),
+            "unit": self.unit,
+            "display": self.display,
+            "runs": self.samples.len(),
+            "samples": self.samples.iter().map(|&v| num(v)).collect::<Vec<_>>(),
+            "target": self.target,
+            "result": self.result(),
+            "note": self.note,
+        })
+    }
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn thousands(v: f64) -> String {
+    let n = v.round() as i128;
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+fn per_sec(v: f64) -> String {
+    format!("{} ev/s", thousands(v))
+}
+
+fn table(rows: &[Row], args: &Args) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| # | measure | median | runs | target | result | notes |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for r in rows {
+        let cell = |t: &str| t.replace('|', "\\|");
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.id,
+            cell(&r.measure),
+            cell(&r.display),
+            r.samples.len(),
+            cell(&r.target),
+            r.result(),
+            cell(&r.note)
+        );
+    }
+    let _ = write!(
+        s,
+        "\n{} mode; medians of the runs shown; {} CPUs; machine shared, expect noise; src/ fingerprint {}.",
+        if args.quick { "quick" } else { "full" },
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        src_fingerprint()
+    );
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. engine vs parse-only
+
+/// The generated input: where it is and what it holds.
+struct Data {
+    path: PathBuf,
+    events: u64,
+    bytes: u64,
+    distinct_keys: u64,
+}
+
+fn trim_line(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r' | b' ' | b'\t') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+/// Writes the stream of `GenSpec { events, ..default }` to `target/bench-data/` unless a file of
+/// the same spec is there already; counts its distinct (product, tag) keys on the way.
+fn ensure_data(events: u64) -> Result<Data, String> {
+    let spec = GenSpec {
+        events,
+        ..GenSpec::default()
+    };
+    let dir = target_dir().join("bench-data");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let stem = format!("pipeline-seed{}-{}", spec.seed, events);
+    let path = dir.join(format!("{stem}.jsonl"));
+    let meta_path = dir.join(format!("{stem}.meta.json"));
+    let spec_text = format!("{spec:?}");
+    if let Ok(text) = std::fs::read_to_string(&meta_path) {
+        if let Ok(meta) = serde_json::from_str::<Value>(&text) {
+            let len = std::fs::metadata(&path).map(|m| m.len()).ok();
+            if meta["spec"] == json!(spec_text) && len.is_some() && meta["bytes"] == json!(len) {
+                eprintln!("engine: reusing {}", path.display());
+                return Ok(Data {
+                    path,
+                    events: meta["events"].as_u64().unwrap_or(0),
+                    bytes: len.unwrap_or(0),
+                    distinct_keys: meta["distinct_keys"].as_u64().unwrap_or(0),
+                });
+            }
+        }
+    }
+    eprintln!(
+        "engine: generating {events} events into {} ...",
+        path.display()
+    );
+    let started = Instant::now();
+    let tmp = dir.join(format!("{stem}.jsonl.tmp"));
+    let io = |e: std::io::Error| format!("cannot write {}: {e}", tmp.display());
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io)?);
+    let mut generator = Generator::new(spec.clone());
+    let mut keys: HashSet<u64> = HashSet::new();
+    let mut key = String::new();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    while let Some(e) = generator.next_line() {
+        let event = decode(e.json.as_bytes()).map_err(|err| format!("generated line: {err}"))?;
+        for tag in &event.defect_tags {
+            key.clear();
+            let _ = write!(key, "{}\0{}", event.product_id, tag);
+            keys.insert(hash_str(&key));
+        }
+        out.write_all(e.json.as_bytes()).map_err(io)?;
+        out.write_all(b"\n").map_err(io)?;
+        n += 1;
+        bytes += e.json.len() as u64 + 1;
+    }
+    out.flush().map_err(io)?;
+    drop(out);
+    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot rename {}: {e}", tmp.display()))?;
+    let meta = json!({
+        "spec": spec_text,
+        "events": n,
+        "bytes": bytes,
+        "distinct_keys": keys.len(),
+    });
+    std::fs::write(&meta_path, serde_json::to_string_pretty(&meta).unwrap())
+        .map_err(|e| format!("cannot write {}: {e}", meta_path.display()))?;
+    eprintln!(
+        "engine: {n} events, {bytes} bytes, {} distinct keys in {:.1}s",
+        keys.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Data {
+        path,
+        events: n,
+        bytes,
+        distinct_keys: keys.len() as u64,
+    })
+}
+
+/// A string borrowed from the input, or owned when it has escapes.
+struct Text<'a>(#[allow(dead_code)] Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct ParsedSeverity {
+    injuries: Option<i64>,
+    deaths: Option<i64>,
+    fire: Option<bool>,
+    crash: Option<bool>,
+}
+
+/// The contact-event fields, as serde_json gives them: no validation, no timestamp parsing.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct ParsedEvent<'a> {
+    #[serde(borrow)]
+    event_id: Text<'a>,
+    #[serde(borrow)]
+    occurred_at: Text<'a>,
+    #[serde(borrow)]
+    channel: Text<'a>,
+    #[serde(borrow, default)]
+    customer_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    product_id: Text<'a>,
+    #[serde(borrow)]
+    defect_tags: Vec<Text<'a>>,
+    #[serde(borrow, default)]
+    lot: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    region: Option<Text<'a>>,
+    #[serde(default)]
+    severity: Option<ParsedSeverity>,
+    #[serde(borrow, default)]
+    incident_date: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Text<'a>>,
+}
+
+/// Reads the file line by line as replay does and deserializes each line; nothing else.
+fn parse_only(path: &Path) -> Result<(u64, Duration), String> {
+    let started = Instant::now();
+    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut line = Vec::with_capacity(4096);
+    let mut n = 0u64;
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        let body = trim_line(&line);
+        if body.is_empty() {
+            continue;
+        }
+        let event: ParsedEvent<'_> = serde_json::from_slice(body)
+            .map_err(|e| format!("parse-only rejects line {}: {e}", n + 1))?;
+        black_box(&event);
+        n += 1;
+    }
+    Ok((n, started.elapsed()))
+}
+
+/// The detector settings of config/synthetic.toml: defaults plus the generator's routine
+/// contact reasons in a tag class of their own, as a deployment would configure them.
+fn synthetic_detector() -> DetectorConfig {
+    let mut raw = recall_radar::config::RawDetector::default();
+    raw.tag_class.push(recall_radar::generate::routine_class());
+    DetectorConfig::from_raw(&raw).expect("valid detector settings")
+}
+
+/// `replay::replay` with the synthetic config, alerts discarded. The engine is dropped untimed.
+fn replay_run(path: &Path) -> Result<(u64, u64, Duration), String> {
+    let mut engine = Engine::new(synthetic_detector());
+    let mut discard = |_: &Alert| Ok(());
+    let started = Instant::now();
+    let summary = replay(
+        &mut engine,
+        &[path.to_path_buf()],
+        ReplaySinks {
+            on_alert: &mut discard,
+            rejects: None,
+        },
+        false,
+    )
+    .map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    drop(engine);
+    let alerts = summary.alerts_firing.values().sum::<u64>() + summary.alerts_resolved;
+    if summary.bad_total() > 0 || summary.late > 0 {
+        return Err(format!(
+            "replay rejected lines: {} bad, {} late",
+            summary.bad_total(),
+            summary.late
+        ));
+    }
+    Ok((summary.events, alerts, elapsed))
+}
+
+fn bench_engine(args: &Args) -> Result<Vec<Row>, String> {
+    let data = ensure_data(args.events)?;
+    // Warm the page cache, untimed.
+    let mut f = File::open(&data.path).map_err(|e| e.to_string())?;
+    std::io::copy(&mut f, &mut std::io::sink()).map_err(|e| e.to_string())?;
+    let (mut parse, mut engine, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut alerts = 0;
+    for run in 1..=args.runs {
+        let (n, t) = parse_only(&data.path)?;
+        if n != data.events {
+            return Err(format!(
+                "parse-only read {n} events, expected {}",
+                data.events
+            ));
+        }
+        let p = n as f64 / t.as_secs_f64();
+        let (events, a, t) = replay_run(&data.path)?;
+        if events != data.events {
+            return Err(format!("replay counted {events} events of {}", data.events));
+        }
+        alerts = a;
+        let r = events as f64 / t.as_secs_f64();
+        eprintln!(
+            "engine: run {run}/{}: parse-only {} ev/s, replay {} ev/s ({:.2} s, {a} alerts), ratio {:.3}",
+            args.runs,
+            thousands(p),
+            thousands(r),
+            t.as_secs_f64(),
+            r / p
+        );
+        parse.push(p);
+        engine.push(r);
+        ratios.push(r / p);
+    }
+    let input = format!(
+        "{} events, {} B/event, {} distinct keys, {} alerts",
+        thousands(data.events as f64),
+        data.bytes / data.events.max(1),
+        thousands(data.distinct_keys as f64),
+        thousands(alerts as f64)
+    );
+    let p = median(&parse);
+    let r = median(&engine);
+    let ratio = r / p;
+    Ok(vec![
+        Row::new(
+            "1a",
+            "parse-only (serde_json into borrowed struct)",
+            "events/s",
+        )
+        .median_of(parse, per_sec)
+        .note(input),
+        Row::new(
+            "1b",
+            "replay (Engine, config/synthetic.toml, alerts discarded)",
+            "events/s",
+        )
+        .median_of(engine, per_sec)
+        .target(">= 1,000,000 ev/s", r >= 1_000_000.0),
+        Row::new("1c", "replay / parse-only", "ratio")
+            .median_of(ratios, |v| format!("{v:.3}"))
+            .target(">= 0.6", ratio >= 0.6)
+            .note(format!("ratio of the medians: {ratio:.3}; single thread")),
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// tansu
+
+/// A tansu broker on a free loopback port, stopped on drop (as tests/broker/mod.rs does it).
+struct Broker {
+    addr: String,
+    state: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start() -> Result<Broker, String> {
+        let state = tempfile::Builder::new()
+            .prefix("bench-tansu-")
+            .tempdir_in(target_dir())
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let out = Command::new("bash")
+            .arg(Path::new(REPO).join("scripts/start-tansu.sh"))
+            .arg(state.path())
+            .output()
+            .map_err(|e| format!("cannot run scripts/start-tansu.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "tansu did not start: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok(Broker { addr, state })
+    }
+
+    fn create_topic(&self, name: &str, partitions: u32) -> Result<(), String> {
+        let out = Command::new(Path::new(REPO).join(".tools/bin/tansu"))
+            .args(["topic", "create", "--broker"])
+            .arg(format!("tcp://{}", self.addr))
+            .args(["--partitions", &partitions.to_string(), name])
+            .env_remove("RUST_LOG")
+            .output()
+            .map_err(|e| format!("cannot run tansu topic create: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cannot create topic {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(Path::new(REPO).join("scripts/stop-tansu.sh"))
+            .arg(self.state.path())
+            .output();
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))
+}
+
+fn toml_props(props: &[(String, String)]) -> String {
+    props
+        .iter()
+        .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
+        .collect()
+}
+
+/// The daemon's config as a TOML file would give it (like tests/kafka_daemon.rs).
+struct DaemonSetup<'a> {
+    addr: &'a str,
+    group: &'a str,
+    input: &'a str,
+    alerts: &'a str,
+    dlq: &'a str,
+    idle_tick: &'a str,
+    consumer: &'a [(String, String)],
+    producer: &'a [(String, String)],
+}
+
+impl DaemonSetup<'_> {
+    fn config(&self) -> Result<Config, String> {
+        let text = format!(
+            r#"
+[detector]
+window = "30d"
+allowed_lateness = "0s"
+[kafka]
+brokers = "{addr}"
+input_topics = ["{input}"]
+alert_topic = "{alerts}"
+dlq_topic = "{dlq}"
+group_id = "{group}"
+[kafka.consumer]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+"topic.metadata.refresh.interval.ms" = "1000"
+{consumer}
+[kafka.producer]
+{producer}
+[daemon]
+idle_tick = "{idle_tick}"
+grace_period = "30s"
+[admin]
+addr = ""
+"#,
+            addr = self.addr,
+            input = self.input,
+            alerts = self.alerts,
+            dlq = self.dlq,
+            group = self.group,
+            idle_tick = self.idle_tick,
+            consumer = toml_props(self.consumer),
+            producer = toml_props(self.producer),
+        );
+        let mut raw = RawConfig::parse(&text, "bench.toml").map_err(|e| e.to_string())?;
+        raw.detector
+            .tag_class
+            .push(recall_radar::generate::routine_class());
+        Config::from_raw(&raw).map_err(|e| e.to_string())
+    }
+}
+
+/// Messages the daemon has taken in: well-formed, bad and late.
+fn consumed(m: &Metrics) -> u64 {
+    let events: u64 = CHANNELS
+        .iter()
+        .map(|c| m.events_consumed.with_label_values(&[c]).get())
+        .sum();
+    let bad: u64 = BAD_REASONS
+        .iter()
+        .map(|r| m.events_bad.with_label_values(&[r]).get())
+        .sum();
+    events + bad + m.events_late.get()
+}
+
+/// Alerts the broker has acknowledged.
+fn published(m: &Metrics) -> u64 {
+    let mut n = 0;
+    for level in ALERT_LEVELS {
+        for status in ALERT_STATUSES {
+            n += m.alerts_published.with_label_values(&[level, status]).get();
+        }
+    }
+    n
+}
+
+fn assigned_partitions(topic: &str, partitions: u32) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("valid offset");
+    }
+    tpl
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. the daemon vs a raw consumer
+
+/// A plain consumer, assign() from the beginning (no group join), counting `n` messages.
+fn raw_consume(addr: &str, topic: &str, partitions: u32, n: u64) -> Result<Duration, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", "bench-raw")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| format!("raw consumer: {e}"))?;
+    let started = Instant::now();
+    consumer
+        .assign(&assigned_partitions(topic, partitions))
+        .map_err(|e| format!("assign: {e}"))?;
+    let deadline = started + Duration::from_secs(600);
+    let (mut count, mut bytes) = (0u64, 0usize);
+    while count < n {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                count += 1;
+                bytes += m.payload_len();
+            }
+            Some(Err(e)) => return Err(format!("raw consume: {e}")),
+            None if Instant::now() > deadline => {
+                return Err(format!("raw consumer got {count} of {n} in 600 s"))
+            }
+            None => {}
+        }
+    }
+    black_box(bytes);
+    Ok(started.elapsed())
+}
+
+struct DaemonRun {
+    /// service::start -> partitions assigned.
+    join: Duration,
+    /// partitions assigned -> all consumed and every alert acknowledged.
+    elapsed: Duration,
+    /// Alerts acknowledged at the end of `elapsed`.
+    acked: u64,
+    summary: RunSummary,
+}
+
+/// Starts the daemon, waits for its assignment, then until it has consumed `n` messages and no
+/// acknowledgement came for 1 s; the clock stops at the later of the two.
+async fn daemon_run(config: Config, n: u64) -> Result<DaemonRun, String> {
+    let (trigger, stop) = shutdown::channel();
+    let started = Instant::now();
+    let running = service::start(config, stop)
+        .await
+        .map_err(|e| format!("daemon: {e}"))?;
+    let m = running.services.metrics.clone();
+    let deadline = started + Duration::from_secs(900);
+    let tick = Duration::from_millis(1);
+    let assigned = loop {
+        if m.partitions_assigned.get() > 0 {
+            break Instant::now();
+        }
+        if Instant::now() > deadline || running.task.is_finished() {
+            trigger.fire();
+            return Err("the daemon got no partitions".into());
+        }
+        tokio::time::sleep(tick).await;
+    };
+    let (mut done_at, mut acked, mut acked_at) = (None, published(&m), assigned);
+    let end = loop {
+        let now = Instant::now();
+        let a = published(&m);
+        if a != acked {
+            (acked, acked_at) = (a, now);
+        }
+        if done_at.is_none() && consumed(&m) >= n {
+            done_at = Some(now);
+        }
+        if let Some(d) = done_at {
+            let last = d.max(acked_at);
+            if now.duration_since(last) >= Duration::from_secs(1) {
+                break last;
+            }
+        }
+        if now > deadline || running.task.is_finished() {
+            trigger.fire();
+            return Err(format!(
+                "daemon consumed {} of {n}, {acked} alerts acknowledged",
+                consumed(&m)
+            ));
+        }
+        tokio::time::sleep(tick).await;
+    };
+    trigger.fire();
+    let summary = running
+        .task
+        .await
+        .map_err(|e| format!("daemon task: {e}"))?
+        .map_err(|e| format!("daemon: {e}"))?;
+    Ok(DaemonRun {
+        join: assigned - started,
+        elapsed: end - assigned,
+        acked,
+        summary,
+    })
+}
+
+fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
+    let data = ensure_data(args.events)?;
+    let n = args.kafka_events;
+    let rt = runtime()?;
+    let broker = Broker::start()?;
+    let (input, alerts, dlq) = ("bench-events", "bench-alerts", "bench-dlq");
+    for t in [input, alerts, dlq] {
+        broker.create_topic(t, args.partitions)?;
+    }
+    eprintln!(
+        "kafka: tansu at {}; preloading {n} events into {input} ({} partitions) ...",
+        broker.addr, args.partitions
+    );
+    let file = File::open(&data.path).map_err(|e| e.to_string())?;
+    let lines = BufReader::with_capacity(1 << 16, file)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .take(n as usize);
+    let producer = loader(&broker.addr, &[]).map_err(|e| format!("loader: {e}"))?;
+    let report = rt
+        .block_on(produce_lines(&producer, input, lines, None, None))
+        .map_err(|e| format!("preload: {e}"))?;
+    drop(producer);
+    if report.sent != n {
+        return Err(format!("preloaded {} of {n}", report.sent));
+    }
+    eprintln!("kafka: {}", report.render(input));
+    let (mut raw, mut daemon, mut ratios, mut joins) = (Vec::new(), Vec::new(), Vec::new(), vec![]);
+    let mut notes = Vec::new();
+    for run in 1..=args.runs {
+        let t = raw_consume(&broker.addr, input, args.partitions, n)?;
+        let r = n as f64 / t.as_secs_f64();
+        let group = format!("bench-daemon-{run}");
+        let config = DaemonSetup {
+            addr: &broker.addr,
+            group: &group,
+            input,
+            alerts,
+            dlq,
+            idle_tick: "100ms",
+            consumer: &[],
+            producer: &[],
+        }
+        .config()?;
+        let d = rt.block_on(daemon_run(config, n))?;
+        let s = &d.summary;
+        if s.messages != n {
+            return Err(format!("daemon run {run}: {} messages of {n}", s.messages));
+        }
+        if s.events != n {
+            // The idle clock can move a partition's event time past its next event after a
+            // stall of idle_tick or more; with allowed_lateness 0s that event is late.
+            notes.push(format!(
+                "run {run}: {} events counted, {} late, {} bad",
+                s.events, s.late, s.bad
+            ));
+        }
+        if d.acked != s.alerts {
+            notes.push(format!(
+                "run {run}: {} of {} alerts acknowledged when the clock stopped",
+                d.acked, s.alerts
+            ));
+        }
+        let dr = n as f64 / d.elapsed.as_secs_f64();
+        eprintln!(
+            "kafka: run {run}/{}: raw {} msg/s ({:.2} s), daemon {} ev/s ({:.2} s after a {:.2} s join, {} alerts acknowledged), ratio {:.3}",
+            args.runs,
+            thousands(r),
+            t.as_secs_f64(),
+            thousands(dr),
+            d.elapsed.as_secs_f64(),
+            d.join.as_secs_f64(),
+            d.acked,
+            dr / r
+        );
+        raw.push(r);
+        daemon.push(dr);
+        ratios.push(dr / r);
+        joins.push(d.join.as_secs_f64());
+        notes.push(format!("run {run}: {} alerts", s.alerts));
+    }
+    let ratio = median(&daemon) / median(&raw);
+    let mut note = format!(
+        "clock starts at partition assignment; group join not counted (median {:.2} s); {}",
+        median(&joins),
+        notes.join(", ")
+    );
+    note.push_str("; idle_tick 100ms, allowed_lateness 0s, session.timeout.ms 6000");
+    Ok(vec![
+        Row::new(
+            "2a",
+            "raw consume (BaseConsumer, assign(), count only)",
+            "msg/s",
+        )
+        .median_of(raw, |v| format!("{} msg/s", thousands(v)))
+        .note(format!(
+            "{} events of ~{} B preloaded on tansu (loopback), {} partitions; preload at {} msg/s",
+            thousands(n as f64),
+            data.bytes / data.events.max(1),
+            args.partitions,
+            thousands(report.sent as f64 / report.elapsed.as_secs_f64())
+        )),
+        Row::new(
+            "2b",
+            "daemon (service::start) until all consumed and alerts acked",
+            "events/s",
+        )
+        .median_of(daemon, per_sec)
+        .note(note),
+        Row::new("2c", "daemon / raw consume", "ratio")
+            .median_of(ratios, |v| format!("{v:.3}"))
+            .target(">= 0.8", ratio >= 0.8)
+            .note(format!("ratio of the medians: {ratio:.3}")),
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. alert latency
+
+const LAT_HOT_KEYS: u64 = 100;
+
+/// Runs a closure when dropped.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+const LAT_PROBE_EVERY: u64 = 10;
+
+/// The alert fields the latency reader looks at.
+#[derive(Deserialize)]
+struct AlertProbe {
+    product_id: String,
+    evidence: Vec<String>,
+}
+
+struct LatencyRun {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    probes: u64,
+    missing: u64,
+    achieved_rate: f64,
+    late: u64,
+    daemon_p99: f64,
+}
+
+fn latency_run(
+    rt: &tokio::runtime::Runtime,
+    broker: &Broker,
+    args: &Args,
+    idle_tick: &str,
+    run: &str,
+) -> Result<LatencyRun, String> {
+    let input = format!("lat-events-{run}");
+    let alerts = format!("lat-alerts-{run}");
+    let dlq = format!("lat-dlq-{run}");
+    for t in [&input, &alerts, &dlq] {
+        broker.create_topic(t, args.partitions)?;
+    }
+    let group = format!("bench-latency-{run}");
+    let config = DaemonSetup {
+        addr: &broker.addr,
+        group: &group,
+        input: &input,
+        alerts: &alerts,
+        dlq: &dlq,
+        idle_tick,
+        consumer: &args.lat_consumer,
+        producer: &args.lat_daemon_producer,
+    }
+    .config()?;
+    let (trigger, stop) = shutdown::channel();
+    let running = rt
+        .block_on(service::start(config, stop))
+        .map_err(|e| format!("daemon: {e}"))?;
+    // On an early return, the daemon and the reader stop too.
+    let _stop_daemon = OnDrop(Some(|| trigger.fire()));
+    let metrics = running.services.metrics.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.partitions_assigned.get() == 0 {
+        if Instant::now() > deadline {
+            return Err("the latency daemon got no partitions".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // The alert reader: (probe number, received at).
+    let stop_reader = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop_reader.clone();
+        let (addr, topic, partitions) = (broker.addr.clone(), alerts.clone(), args.partitions);
+        let props = args.lat_consumer.clone();
+        std::thread::spawn(move || -> Result<Vec<(u64, Instant)>, String> {
+            let mut c = ClientConfig::new();
+            c.set("bootstrap.servers", &addr)
+                .set("group.id", "bench-latency-reader")
+                .set("enable.auto.commit", "false");
+            for (k, v) in &props {
+                c.set(k, v);
+            }
+            let consumer: BaseConsumer = c.create().map_err(|e| format!("reader: {e}"))?;
+            consumer
+                .assign(&assigned_partitions(&topic, partitions))
+                .map_err(|e| format!("reader assign: {e}"))?;
+            let mut got = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match consumer.poll(Duration::from_millis(20)) {
+                    Some(Ok(m)) => {
+                        let at = Instant::now();
+                        let alert: AlertProbe = serde_json::from_slice(m.payload().unwrap_or(b""))
+                            .map_err(|e| format!("alert JSON: {e}"))?;
+                        if let Some(k) = alert.product_id.strip_prefix("lat-probe-") {
+                            let k: u64 = k.parse().map_err(|_| "probe product id")?;
+                            let id = format!("lat-{k}");
+                            if alert.evidence.last() != Some(&id) {
+                                return Err(format!("probe {k}: evidence {:?}", alert.evidence));
+                            }
+                            got.push((k / LAT_PROBE_EVERY, at));
+                        }
+                    }
+                    Some(Err(e)) => return Err(format!("reader: {e}")),
+                    None => {}
+                }
+            }
+            Ok(got)
+        })
+    };
+    let _stop_reader = OnDrop(Some(|| stop_reader.store(true, Ordering::Relaxed)));
+
+    // The load, from this thread: `rate` events/s, each stamped with the time it is sent.
+    let mut pc = ClientConfig::new();
+    pc.set("bootstrap.servers", &broker.addr)
+        .set("partitioner", "murmur2_random");
+    for (k, v) in &args.lat_load_producer {
+        pc.set(k, v);
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        pc.create().map_err(|e| format!("load producer: {e}"))?;
+    let total = args.rate * (args.warmup + args.duration);
+    let measured_from = args.rate * args.warmup;
+    let mut sent: Vec<Option<Instant>> = vec![None; (total / LAT_PROBE_EVERY + 1) as usize];
+    let (mut json, mut product) = (String::with_capacity(256), String::with_capacity(32));
+    let nanos_per_event = 1e9 / args.rate as f64;
+    let started = Instant::now() + Duration::from_millis(100);
+    for k in 0..total {
+        let due = started + Duration::from_nanos((k as f64 * nanos_per_event) as u64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let probe = k % LAT_PROBE_EVERY == 0;
+        product.clear();
+        json.clear();
+        let at = format_rfc3339(Timestamp::now());
+        if probe {
+            let _ = write!(product, "lat-probe-{k}");
+            let _ = write!(
+                json,
+                r#"{{"event_id":"lat-{k}","occurred_at":"{at}","channel":"call","customer_id":"lat-cust-{k}","product_id":"{product}","defect_tags":["probe-defect"]}}"#
+            );
+        } else {
+            let _ = write!(product, "lat-hot-{}", k % LAT_HOT_KEYS);
+            let _ = write!(
+                json,
+                r#"{{"event_id":"lat-{k}","occurred_at":"{at}","channel":"chat","customer_id":"cust-{}","product_id":"{product}","defect_tags":["noise"]}}"#,
+                k % 997
+            );
+        }
+        let sent_at = Instant::now();
+        loop {
+            let record = BaseRecord::to(&input)
+                .key(product.as_bytes())
+                .payload(json.as_bytes());
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err((e, _)) => return Err(format!("load producer: {e}")),
+            }
+        }
+        if probe {
+            sent[(k / LAT_PROBE_EVERY) as usize] = Some(sent_at);
+        }
+    }
+    let achieved_rate = total as f64 / started.elapsed().as_secs_f64();
+    let _ = producer.flush(Duration::from_secs(10));
+    // Stragglers: the last events become final on the next idle tick.
+    std::thread::sleep(Duration::from_secs(2));
+    stop_reader.store(true, Ordering::Relaxed);
+    let received = reader.join().map_err(|_| "the alert reader panicked")??;
+    let late = metrics.events_late.get();
+    let daemon_p99 = metrics.processing_latency_hdr.quantile(0.99).as_secs_f64() * 1e3;
+    trigger.fire();
+    rt.block_on(running.task)
+        .map_err(|e| format!("daemon task: {e}"))?
+        .map_err(|e| format!("daemon: {e}"))?;
+
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut seen = vec![false; sent.len()];
+    for (p, at) in received {
+        let Some(Some(sent_at)) = sent.get(p as usize) else {
+            continue;
+        };
+        if seen[p as usize] {
+            continue; // a redelivery; the first one counts
+        }
+        seen[p as usize] = true;
+        if p * LAT_PROBE_EVERY >= measured_from {
+            let micros = at.saturating_duration_since(*sent_at).as_micros() as u64;
+            hist.saturating_record(micros.max(1));
+        }
+    }
+    let expected = (measured_from..total)
+        .filter(|k| k % LAT_PROBE_EVERY == 0)
+        .count() as u64;
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1e3;
+    Ok(LatencyRun {
+        p50: ms(0.5),
+        p99: ms(0.99),
+        max: hist.max() as f64 / 1e3,
+        probes: hist.len(),
+        missing: expected.saturating_sub(hist.len()),
+        achieved_rate,
+        late,
+        daemon_p99,
+    })
+}
+
+/// Default properties of the daemon's consumer and the alert reader in the latency phase.
+const LAT_CONSUMER: &str = "fetch.wait.max.ms=5,socket.nagle.disable=true";
+/// Default properties of the latency load producer.
+const LAT_LOAD_PRODUCER: &str = "linger.ms=5,socket.nagle.disable=true";
+/// Default properties of the daemon's alert producer in the latency phase.
+const LAT_DAEMON_PRODUCER: &str = "linger.ms=1,socket.nagle.disable=true";
+
+fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
+    let rt = runtime()?;
+    let broker = Broker::start()?;
+    eprintln!(
+        "latency: tansu at {}; {} ev/s, {} s warm-up + {} s measured per run; idle_tick variants {:?}",
+        broker.addr, args.rate, args.warmup, args.duration, args.lat_idle_ticks
+    );
+    let mut rows = Vec::new();
+    let ms = |v: f64| format!("{v:.2} ms");
+    for (variant, idle_tick) in args.lat_idle_ticks.iter().enumerate() {
+        let (mut p50, mut p99, mut max, mut rates) = (vec![], vec![], vec![], vec![]);
+        let mut notes = Vec::new();
+        let mut complete = true;
+        for run in 1..=args.runs {
+            let r = latency_run(&rt, &broker, args, idle_tick, &format!("{variant}-{run}"))?;
+            complete &= r.probes > 0 && r.missing == 0;
+            eprintln!(
+                "latency: idle_tick {idle_tick}, run {run}/{}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} probes ({} missing, {} late events), load {:.0} ev/s; daemon received->acked p99 {:.2} ms",
+                args.runs, r.p50, r.p99, r.max, r.probes, r.missing, r.late, r.achieved_rate, r.daemon_p99
+            );
+            notes.push(format!(
+                "run {run}: {} probes, {} without alert, {} late events",
+                r.probes, r.missing, r.late
+            ));
+            p50.push(r.p50);
+            p99.push(r.p99);
+            max.push(r.max);
+            rates.push(r.achieved_rate);
+        }
+        if variant > 0 {
+            let (a, b, c) = (median(&p50), median(&p99), median(&max));
+            let id = ["3d", "3e", "3f"][variant - 1];
+            rows.push(
+                Row::new(
+                    id,
+                    format!("alert latency p99 with idle_tick {idle_tick} (comparison)"),
+                    "ms",
+                )
+                .median_of(p99, ms)
+                .note(format!(
+                    "p50 {a:.2} ms, p99 {b:.2} ms, max {c:.2} ms; {}",
+                    notes.join(", ")
+                )),
+            );
+            continue;
+        }
+        let settings = format!(
+            "{} partitions, {} ev/s (achieved {:.0}), 1 in {} events opens a key; allowed_lateness 0s, idle_tick {idle_tick}; consumers (daemon, reader) {}; load producer {}; daemon producer {} (idempotent, acks=all)",
+            args.partitions,
+            args.rate,
+            median(&rates),
+            LAT_PROBE_EVERY,
+            props_text(&args.lat_consumer),
+            props_text(&args.lat_load_producer),
+            props_text(&args.lat_daemon_producer),
+        );
+        let p99_median = median(&p99);
+        rows.push(
+            Row::new(
+                "3a",
+                format!("alert latency p50 (produce -> alert received), idle_tick {idle_tick}"),
+                "ms",
+            )
+            .median_of(p50, ms)
+            .note(settings),
+        );
+        rows.push(
+            Row::new("3b", "alert latency p99", "ms")
+                .median_of(p99, ms)
+                .target(
+                    "< 20 ms (every probe alerted)",
+                    complete && p99_median < 20.0,
+                )
+                .note(notes.join(", ")),
+        );
+        rows.push(Row::new("3c", "alert latency max", "ms").median_of(max, ms));
+    }
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. memory
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Runs in a child process (`--memory-child live|bare|flood N CAP`): `n` events with unique
+/// products, shaped like the generator's (event id, customer, lot, region; `bare`: no lot or
+/// region), 1 ms apart so a 30d window keeps them all; prints one JSON line.
+fn memory_child(kind: &str, n: u64, cap: usize) -> Value {
+    let raw = RawDetector {
+        max_keys: cap,
+        ..RawDetector::default()
+    };
+    let config = DetectorConfig::from_raw(&raw).expect("valid detector config");
+    let before = rss_bytes();
+    let mut engine = Engine::new(config);
+    let mut alerts = Vec::new();
+    let start = 1_767_225_600 * MICROS_PER_SECOND;
+    let (mut event_id, mut customer, mut product) = (String::new(), String::new(), String::new());
+    let mut max_live = 0usize;
+    let mut over_cap = 0u64;
+    let started = Instant::now();
+    for i in 0..n {
+        event_id.clear();
+        customer.clear();
+        product.clear();
+        let _ = write!(event_id, "c-1f2e-{i:09}");
+        let _ = write!(customer, "cust-{:06}", i % 200_000);
+        let _ = write!(product, "sku-{i:08}");
+        let event = ContactEvent {
+            event_id: Cow::Borrowed(&event_id),
+            occurred_at: Timestamp(start + i as i64 * 1000),
+            channel: Channel::Call,
+            customer_id: Some(Cow::Borrowed(&customer)),
+            product_id: Cow::Borrowed(&product),
+            defect_tags: vec![Cow::Borrowed("overheating")],
+            lot: (kind != "bare").then_some(Cow::Borrowed("L2026-14")),
+            region: (kind != "bare").then_some(Cow::Borrowed("US-CA")),
+            severity: Severity::default(),
+        };
+        engine.ingest(&event, &mut alerts);
+        alerts.clear();
+        if kind == "flood" {
+            let live = engine.live_keys();
+            max_live = max_live.max(live);
+            over_cap += u64::from(live > cap);
+        }
+    }
+    let elapsed = started.elapsed();
+    alerts.shrink_to_fit();
+    let after = rss_bytes();
+    let live = engine.live_keys();
+    json!({
+        "kind": kind,
+        "events": n,
+        "cap": cap,
+        "live_keys": live,
+        "max_live_keys": max_live.max(live),
+        "checks_over_cap": over_cap,
+        "refused": engine.stats().refused_keys,
+        "rss_before": before,
+        "rss_after": after,
+        "seconds": elapsed.as_secs_f64(),
+    })
+}
+
+fn run_memory_child(kind: &str, n: u64, cap: usize) -> Result<Value, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
+    let out = Command::new(exe)
+        .args(["--memory-child", kind, &n.to_string(), &cap.to_string()])
+        .output()
+        .map_err(|e| format!("memory child: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "memory child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("memory child output: {e}"))
+}
+
+fn bench_memory(args: &Args) -> Result<Vec<Row>, String> {
+    let u = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let (mut per_key, mut flood_rss, mut refused) = (vec![], vec![], vec![]);
+    let (mut bare, mut max_lives, mut over) = (vec![], vec![], 0u64);
+    let mut live_note = String::new();
+    for run in 1..=args.runs {
+        let v = run_memory_child("live", args.mem_keys, usize::MAX)?;
+        let live = u(&v, "live_keys");
+        if live != args.mem_keys {
+            return Err(format!("{live} live keys, expected {}", args.mem_keys));
+        }
+        let grown = u(&v, "rss_after").saturating_sub(u(&v, "rss_before"));
+        let b = grown as f64 / live as f64;
+        eprintln!(
+            "memory: run {run}/{}: {live} live keys, RSS {} -> {} MiB, {b:.0} B/key ({:.1} s)",
+            args.runs,
+            u(&v, "rss_before") >> 20,
+            u(&v, "rss_after") >> 20,
+            v["seconds"].as_f64().unwrap_or(0.0)
+        );
+        live_note = format!(
+            "RSS {} MiB -> {} MiB for {} keys",
+            u(&v, "rss_before") >> 20,
+            u(&v, "rss_after") >> 20,
+            thousands(live as f64)
+        );
+        per_key.push(b);
+
+        let v = run_memory_child("bare", args.mem_keys, usize::MAX)?;
+        let grown = u(&v, "rss_after").saturating_sub(u(&v, "rss_before"));
+        let b = grown as f64 / u(&v, "live_keys").max(1) as f64;
+        eprintln!(
+            "memory: run {run}/{}: the same without lot and region: {b:.0} B/key",
+            args.runs
+        );
+        bare.push(b);
+
+        let f = run_memory_child("flood", args.flood_keys, args.flood_cap)?;
+        eprintln!(
+            "memory: run {run}/{}: flood of {} keys, cap {}: max live {}, refused {}, RSS {} MiB ({:.1} s)",
+            args.runs,
+            args.flood_keys,
+            args.flood_cap,
+            u(&f, "max_live_keys"),
+            u(&f, "refused"),
+            u(&f, "rss_after") >> 20,
+            f["seconds"].as_f64().unwrap_or(0.0)
+        );
+        max_lives.push(u(&f, "max_live_keys") as f64);
+        over += u(&f, "checks_over_cap");
+        flood_rss.push(u(&f, "rss_after") as f64 / (1 << 20) as f64);
+        refused.push(u(&f, "refused") as f64);
+    }
+    let b = median(&per_key);
+    let cap = args.flood_cap as u64;
+    let max_live = max_lives.iter().copied().fold(0.0, f64::max) as u64;
+    Ok(vec![
+        Row::new(
+            "4a",
+            "resident bytes per live key (1 report each)",
+            "bytes/key",
+        )
+        .median_of(per_key, |v| format!("{v:.0} B/key"))
+        .target("< 300 B/key", b < 300.0)
+        .note(format!(
+            "{live_note}; events with customer, lot and region, window 30d, default config; size_of::<Report>() = {} B",
+            std::mem::size_of::<recall_radar::window::Report>()
+        )),
+        Row::new("4b", "flood: max live keys", "keys")
+            .median_of(max_lives, |v| {
+                format!("{} (cap {})", thousands(v), thousands(cap as f64))
+            })
+            .target(
+                "<= max_keys after every event",
+                max_live <= cap && over == 0,
+            )
+            .note(format!(
+                "{} unique keys, max_keys {}; live keys checked after every event; max over all runs {}",
+                thousands(args.flood_keys as f64),
+                thousands(cap as f64),
+                thousands(max_live as f64)
+            )),
+        Row::new("4c", "flood: refused keys", "keys").median_of(refused, thousands),
+        Row::new("4d", "flood: RSS at the end", "MiB")
+            .median_of(flood_rss, |v| format!("{v:.0} MiB")),
+        Row::new("4e", "bytes per live key, events without lot and region", "bytes/key")
+            .median_of(bare, |v| format!("{v:.0} B/key"))
+            .note("for comparison: what the per-report strings cost"),
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("--memory-child") {
+        let kind = raw.get(1).cloned().unwrap_or_default();
+        let n = raw.get(2).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let cap = raw
+            .get(3)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(usize::MAX);
+        println!("{}", memory_child(&kind, n, cap));
+        return;
+    }
+    let args = match Args::parse(raw) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("pipeline bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    eprintln!("pipeline bench: {args:?}");
+    let started = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    type Phase = fn(&Args) -> Result<Vec<Row>, String>;
+    let phases: [(&str, &'static str, Phase); 4] = [
+        ("engine", "1", bench_engine),
+        ("kafka", "2", bench_kafka),
+        ("latency", "3", bench_latency),
+        ("memory", "4", bench_memory),
+    ];
+    for (name, id, phase) in phases {
+        if !args.runs(name) {
+            continue;
+        }
+        let t = Instant::now();
+        eprintln!("== {name}");
+        match phase(&args) {
+            Ok(r) => rows.extend(r),
+            Err(e) => {
+                eprintln!("{name}: ERROR: {e}");
+                rows.push(Row::error(id, name, &e));
+            }
+        }
+        eprintln!("== {name} took {:.0} s", t.elapsed().as_secs_f64());
+    }
+    let markdown = table(&rows, &args);
+    println!("\n{markdown}");
+    let results = json!({
+        "command": format!("bash scripts/bench.sh {}", std::env::args().skip(1).filter(|a| a != "--bench").collect::<Vec<_>>().join(" ")).trim().to_owned(),
+        "quick": args.quick,
+        "runs": args.runs,
+        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "src_fingerprint": src_fingerprint(),
+        "seconds": started.elapsed().as_secs_f64(),
+        "settings": {
+            "events": args.events,
+            "kafka_events": args.kafka_events,
+            "partitions": args.partitions,
+            "rate": args.rate,
+            "warmup_s": args.warmup,
+            "duration_s": args.duration,
+            "mem_keys": args.mem_keys,
+            "flood_keys": args.flood_keys,
+            "flood_cap": args.flood_cap,
+            "latency_consumer": props_text(&args.lat_consumer),
+            "latency_load_producer": props_text(&args.lat_load_producer),
+            "latency_daemon_producer": props_text(&args.lat_daemon_producer),
+            "latency_idle_ticks": args.lat_idle_ticks,
+        },
+        "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+        "markdown": markdown,
+    });
+    if let Some(dir) = args.output.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match std::fs::write(
+        &args.output,
+        serde_json::to_string_pretty(&results).unwrap() + "\n",
+    ) {
+        Ok(()) => eprintln!("results written to {}", args.output.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", args.output.display()),
+    }
+    if rows.iter().any(|r| r.display == "ERROR") {
+        std::process::exit(1);
+    }
+}
