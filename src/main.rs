@@ -17,7 +17,6 @@ use recall_radar::demo::{self, DemoOptions};
 use recall_radar::engine::Engine;
 use recall_radar::generate::{ground_truth, write_jsonl, GenSpec, Generator};
 use recall_radar::kafka::produce;
-use recall_radar::replay::open_input;
 use recall_radar::replay::{replay, ReplaySinks};
 use recall_radar::time::{parse_rfc3339, parse_span};
 use recall_radar::{service, shutdown};
@@ -225,6 +224,17 @@ impl DetectorArgs {
     }
 }
 
+/// The history to replay and where its rejects go: shared by replay and backtest.
+#[derive(Args)]
+struct History {
+    /// Write rejected lines (bad input, late events) with their reason to this file.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// JSON-lines inputs, read in order; `.gz` is decompressed, `-` is stdin.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+}
+
 #[derive(Args)]
 struct ReplayArgs {
     #[command(flatten)]
@@ -232,12 +242,8 @@ struct ReplayArgs {
     /// Where alerts go, one JSON object per line [default: stdout].
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
-    /// Write rejected lines (bad input, late events) with their reason to this file.
-    #[arg(long)]
-    rejects: Option<PathBuf>,
-    /// JSON-lines inputs, read in order; `.gz` is decompressed, `-` is stdin.
-    #[arg(required = true)]
-    inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    io: History,
 }
 
 #[derive(Args)]
@@ -256,12 +262,8 @@ struct BacktestArgs {
     /// Also write the alerts of the (last) run as JSON lines here.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
-    /// Write rejected lines (bad input, late events) with their reason to this file.
-    #[arg(long)]
-    rejects: Option<PathBuf>,
-    /// JSON-lines inputs, read in order; `.gz` is decompressed, `-` is stdin.
-    #[arg(required = true)]
-    inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    io: History,
 }
 
 #[derive(Args)]
@@ -311,9 +313,9 @@ fn check_inputs(inputs: &[PathBuf]) -> Result<()> {
 
 fn cmd_replay(args: ReplayArgs) -> Result<()> {
     let detector = args.detector.detector()?;
-    check_inputs(&args.inputs)?;
+    check_inputs(&args.io.inputs)?;
     let mut out = output(args.output.as_deref())?;
-    let mut rejects = args.rejects.as_deref().map(create).transpose()?;
+    let mut rejects = args.io.rejects.as_deref().map(create).transpose()?;
     let mut engine = Engine::new(detector);
     let mut on_alert = |a: &recall_radar::alert::Alert| {
         serde_json::to_writer(&mut out, a)?;
@@ -321,7 +323,7 @@ fn cmd_replay(args: ReplayArgs) -> Result<()> {
     };
     let summary = replay(
         &mut engine,
-        &args.inputs,
+        &args.io.inputs,
         ReplaySinks {
             on_alert: &mut on_alert,
             rejects: rejects.as_mut().map(|w| w as &mut dyn Write),
@@ -338,7 +340,7 @@ fn cmd_replay(args: ReplayArgs) -> Result<()> {
 
 fn cmd_backtest(args: BacktestArgs) -> Result<()> {
     let raw = args.detector.raw()?;
-    check_inputs(&args.inputs)?;
+    check_inputs(&args.io.inputs)?;
     let recalls = load_recalls(&args.recalls)?;
     let windows = if args.windows.is_empty() {
         vec![args
@@ -361,7 +363,7 @@ fn cmd_backtest(args: BacktestArgs) -> Result<()> {
             (Some(p), true) => Some(create(p)?),
             _ => None,
         };
-        let mut rejects = match (&args.rejects, last) {
+        let mut rejects = match (&args.io.rejects, last) {
             (Some(p), true) => Some(create(p)?),
             _ => None,
         };
@@ -375,7 +377,7 @@ fn cmd_backtest(args: BacktestArgs) -> Result<()> {
         };
         let summary = replay(
             &mut engine,
-            &args.inputs,
+            &args.io.inputs,
             ReplaySinks {
                 on_alert: &mut on_alert,
                 rejects: rejects.as_mut().map(|w| w as &mut dyn Write),
@@ -402,7 +404,7 @@ fn cmd_backtest(args: BacktestArgs) -> Result<()> {
             .collect();
         let doc = serde_json::json!({
             "recalls": args.recalls,
-            "inputs": args.inputs,
+            "inputs": args.io.inputs,
             "fast_path": !args.detector.no_fast_path,
             "runs": runs,
         });
@@ -444,43 +446,10 @@ fn cmd_run(args: RunArgs) -> Result<()> {
     })
 }
 
-/// The non-empty lines of the inputs in order, read as they are sent (files may be larger than
-/// memory). A read error ends the lines and is kept in `error` for the caller to report.
-fn input_lines<'a>(
-    inputs: &'a [PathBuf],
-    error: &'a std::cell::RefCell<Option<anyhow::Error>>,
-) -> impl Iterator<Item = Vec<u8>> + 'a {
-    inputs.iter().flat_map(move |path| {
-        let reader = match open_input(path, Default::default()) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                error.borrow_mut().get_or_insert(e.into());
-                None
-            }
-        };
-        reader
-            .into_iter()
-            .flat_map(|r| std::io::BufRead::split(r, b'\n'))
-            .map_while(move |line| match line {
-                Ok(line) => Some(line),
-                Err(e) => {
-                    error.borrow_mut().get_or_insert(
-                        anyhow::Error::new(e).context(format!("cannot read {}", path.display())),
-                    );
-                    None
-                }
-            })
-            .filter_map(|line| {
-                let n = line.trim_ascii_end().len();
-                (n > 0).then(|| line[..n].to_vec())
-            })
-    })
-}
-
 fn cmd_produce(args: ProduceArgs) -> Result<()> {
     check_inputs(&args.inputs)?;
     let error = std::cell::RefCell::new(None);
-    let lines = input_lines(&args.inputs, &error);
+    let lines = produce::input_lines(&args.inputs, &error);
     runtime()?.block_on(async {
         let (trigger, shutdown) = shutdown::channel();
         shutdown::on_signals(trigger)?;

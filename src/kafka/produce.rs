@@ -2,6 +2,7 @@
 //! each line is sent as is, keyed by its product id so a product's reports share a partition.
 //! Lines that are not events are sent too, unkeyed: the daemon's dead-letter path must see them.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -119,6 +120,39 @@ where
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The non-empty lines of the inputs in order, read as they are sent (files may be larger than
+/// memory). A read error ends the lines and is kept in `error` for the caller to report.
+pub fn input_lines<'a>(
+    inputs: &'a [PathBuf],
+    error: &'a std::cell::RefCell<Option<anyhow::Error>>,
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    inputs.iter().flat_map(move |path| {
+        let reader = match crate::replay::open_input(path, Default::default()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                error.borrow_mut().get_or_insert(e.into());
+                None
+            }
+        };
+        reader
+            .into_iter()
+            .flat_map(|r| std::io::BufRead::split(r, b'\n'))
+            .map_while(move |line| match line {
+                Ok(line) => Some(line),
+                Err(e) => {
+                    error.borrow_mut().get_or_insert(
+                        anyhow::Error::new(e).context(format!("cannot read {}", path.display())),
+                    );
+                    None
+                }
+            })
+            .filter_map(|line| {
+                let n = line.trim_ascii_end().len();
+                (n > 0).then(|| line[..n].to_vec())
+            })
+    })
 }
 
 type Delivered = <rdkafka::producer::DeliveryFuture as std::future::Future>::Output;
