@@ -60,7 +60,7 @@ pub struct Reports {
     items: Vec<Report>,
     start: usize,
     /// Event ids of the live reports, once there are more than [`INDEX_FROM`].
-    index: Option<HashSet<u64, crate::key::Prehashed>>,
+    index: Option<Box<HashSet<u64, crate::key::Prehashed>>>,
     /// Reporters in a sliding window, for keys whose thresholds are too high for a scan.
     sliding: Option<Box<SlidingDistinct>>,
 }
@@ -126,7 +126,7 @@ impl Reports {
             let mut index: HashSet<u64, crate::key::Prehashed> =
                 self.as_slice().iter().map(|r| r.event).collect();
             index.insert(report.event);
-            self.index = Some(index);
+            self.index = Some(Box::new(index));
         }
         let key = order(&report);
         // Reports mostly arrive in time order: check the end before searching.
@@ -136,6 +136,10 @@ impl Reports {
             }
             _ => self.items.len(),
         };
+        if self.items.capacity() == 0 {
+            // Most keys never get a second report: a first growth to 4 would waste 3 slots.
+            self.items.reserve_exact(1);
+        }
         self.items.insert(at, report);
         true
     }
