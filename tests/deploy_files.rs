@@ -88,3 +88,21 @@ fn every_metric_the_dashboard_and_rules_query_is_exported() {
         "the dashboard and rules query the daemon's metrics"
     );
 }
+
+#[test]
+fn the_kubernetes_configmap_holds_a_valid_configuration() {
+    let yaml = std::fs::read_to_string(deploy("k8s/configmap.yaml")).unwrap();
+    let mut lines = yaml
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("recall-radar.toml: |"));
+    lines
+        .next()
+        .expect("the ConfigMap has a recall-radar.toml entry");
+    let toml: String = lines
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect();
+    let raw = recall_radar::config::RawConfig::parse(&toml, "configmap.yaml").unwrap();
+    recall_radar::config::Config::from_raw(&raw).unwrap();
+    assert!(toml.contains("[detector]"), "{toml}");
+}
