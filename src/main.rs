@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use recall_radar::alert::Alert;
 use recall_radar::backtest::{load_recalls, render_table, score, AlertLog};
 use recall_radar::config::{
     Config, ConfigError, DetectorConfig, FastPath, RawConfig, DEFAULT_WINDOW,
@@ -17,7 +18,7 @@ use recall_radar::demo::{self, DemoOptions};
 use recall_radar::engine::Engine;
 use recall_radar::generate::{ground_truth, write_jsonl, GenSpec, Generator};
 use recall_radar::kafka::produce;
-use recall_radar::replay::{replay, ReplaySinks};
+use recall_radar::replay::{replay, ReplaySinks, ReplaySummary};
 use recall_radar::time::{parse_rfc3339, parse_span};
 use recall_radar::{service, shutdown};
 
@@ -311,29 +312,47 @@ fn check_inputs(inputs: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-fn cmd_replay(args: ReplayArgs) -> Result<()> {
-    let detector = args.detector.detector()?;
-    check_inputs(&args.io.inputs)?;
-    let mut out = output(args.output.as_deref())?;
-    let mut rejects = args.io.rejects.as_deref().map(create).transpose()?;
-    let mut engine = Engine::new(detector);
-    let mut on_alert = |a: &recall_radar::alert::Alert| {
-        serde_json::to_writer(&mut out, a)?;
-        out.write_all(b"\n")
-    };
+/// Replays `inputs` through `engine`, writing rejected lines to `rejects` if given, with a
+/// progress bar when stderr is a terminal.
+fn replay_inputs(
+    engine: &mut Engine,
+    inputs: &[PathBuf],
+    on_alert: &mut dyn FnMut(&Alert) -> io::Result<()>,
+    rejects: Option<&Path>,
+) -> Result<ReplaySummary> {
+    let mut rejects = rejects.map(create).transpose()?;
     let summary = replay(
-        &mut engine,
-        &args.io.inputs,
+        engine,
+        inputs,
         ReplaySinks {
-            on_alert: &mut on_alert,
+            on_alert,
             rejects: rejects.as_mut().map(|w| w as &mut dyn Write),
         },
         io::stderr().is_terminal(),
     )?;
-    out.flush().context("cannot write alerts")?;
     if let Some(r) = rejects.as_mut() {
         r.flush().context("cannot write rejects")?;
     }
+    Ok(summary)
+}
+
+fn write_alert(out: &mut dyn Write, alert: &Alert) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, alert)?;
+    out.write_all(b"\n")
+}
+
+fn cmd_replay(args: ReplayArgs) -> Result<()> {
+    let detector = args.detector.detector()?;
+    check_inputs(&args.io.inputs)?;
+    let mut out = output(args.output.as_deref())?;
+    let mut engine = Engine::new(detector);
+    let summary = replay_inputs(
+        &mut engine,
+        &args.io.inputs,
+        &mut |a| write_alert(&mut out, a),
+        args.io.rejects.as_deref(),
+    )?;
+    out.flush().context("cannot write alerts")?;
     eprintln!("{}", summary.render());
     Ok(())
 }
@@ -363,32 +382,17 @@ fn cmd_backtest(args: BacktestArgs) -> Result<()> {
             (Some(p), true) => Some(create(p)?),
             _ => None,
         };
-        let mut rejects = match (&args.io.rejects, last) {
-            (Some(p), true) => Some(create(p)?),
-            _ => None,
-        };
-        let mut on_alert = |a: &recall_radar::alert::Alert| {
+        let mut on_alert = |a: &Alert| {
             log.record(a);
-            if let Some(out) = out.as_mut() {
-                serde_json::to_writer(&mut *out, a)?;
-                out.write_all(b"\n")?;
+            match out.as_mut() {
+                Some(out) => write_alert(out, a),
+                None => Ok(()),
             }
-            Ok(())
         };
-        let summary = replay(
-            &mut engine,
-            &args.io.inputs,
-            ReplaySinks {
-                on_alert: &mut on_alert,
-                rejects: rejects.as_mut().map(|w| w as &mut dyn Write),
-            },
-            io::stderr().is_terminal(),
-        )?;
+        let rejects = args.io.rejects.as_deref().filter(|_| last);
+        let summary = replay_inputs(&mut engine, &args.io.inputs, &mut on_alert, rejects)?;
         if let Some(mut out) = out {
             out.flush().context("cannot write alerts")?;
-        }
-        if let Some(mut r) = rejects {
-            r.flush().context("cannot write rejects")?;
         }
         eprintln!("window {window}: {}", summary.render());
         rows.push((window.clone(), score(&recalls, &log)));
