@@ -1583,6 +1583,33 @@ fn main() {
         println!("{}", memory_child(&kind, n, cap));
         return;
     }
+    // `cargo test --all-targets` runs bench targets without `--bench`: then this is a smoke test
+    // of the in-process phases at tiny sizes (no broker), failing on any error row.
+    let raw = if raw.iter().any(|a| a == "--bench") {
+        raw
+    } else {
+        let out = std::env::temp_dir().join("recall-radar-pipeline-smoke.json");
+        [
+            "--quick",
+            "--phases",
+            "engine,memory",
+            "--events",
+            "20000",
+            "--mem-keys",
+            "5000",
+            "--flood-keys",
+            "20000",
+            "--flood-cap",
+            "2000",
+            "--kafka-events",
+            "1000",
+            "--output",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.display().to_string()])
+        .collect()
+    };
     let args = match Args::parse(raw) {
         Ok(a) => a,
         Err(e) => {
