@@ -8,11 +8,8 @@
 //! `text` field, ~275 B/line) and a generated stream (`GenSpec` defaults with seed 7: Zipf products,
 //! 2% defect tags, a `text` field, ~260 B/line). Everything is read into memory before timing.
 
-use std::borrow::Cow;
-use std::fmt;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader};
-use std::marker::PhantomData;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
@@ -20,8 +17,10 @@ use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 use flate2::read::MultiGzDecoder;
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
+
+#[path = "support/baseline.rs"]
+mod baseline;
+use baseline::BaselineEvent;
 
 use recall_radar::alert::Alert;
 use recall_radar::config::{DetectorConfig, RawDetector, RawTagClass, Thresholds};
@@ -82,69 +81,6 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>, samples: usize, warm: u64
 
 // ---------------------------------------------------------------------------------------------
 // decode
-
-#[derive(Deserialize)]
-struct BaselineSeverity {
-    #[allow(dead_code)]
-    injuries: Option<i64>,
-    #[allow(dead_code)]
-    deaths: Option<i64>,
-    #[allow(dead_code)]
-    fire: Option<bool>,
-    #[allow(dead_code)]
-    crash: Option<bool>,
-}
-
-/// A string borrowed from the input, or owned when it has escapes (as `decode` does it).
-struct Text<'a>(#[allow(dead_code)] Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Text<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V(PhantomData))
-    }
-}
-
-/// The fields of a contact event, deserialized by serde_json alone: strings borrowed (owned only
-/// when escaped), no trimming, no limits, no timestamp or channel parsing, no tag dedup.
-/// `decode` minus this is its validation overhead.
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct BaselineEvent<'a> {
-    #[serde(borrow)]
-    event_id: Option<Text<'a>>,
-    #[serde(borrow)]
-    occurred_at: Option<Text<'a>>,
-    #[serde(borrow)]
-    channel: Option<Text<'a>>,
-    #[serde(borrow)]
-    customer_id: Option<Text<'a>>,
-    #[serde(borrow)]
-    product_id: Option<Text<'a>>,
-    #[serde(borrow)]
-    defect_tags: Option<Vec<Text<'a>>>,
-    #[serde(borrow)]
-    lot: Option<Text<'a>>,
-    #[serde(borrow)]
-    region: Option<Text<'a>>,
-    severity: Option<BaselineSeverity>,
-    #[serde(borrow)]
-    incident_date: Option<Text<'a>>,
-    #[serde(borrow)]
-    text: Option<Text<'a>>,
-}
 
 fn bench_decode(c: &mut Criterion) {
     let inputs = [

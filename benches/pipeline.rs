@@ -24,11 +24,10 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,9 +41,12 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+#[path = "support/baseline.rs"]
+mod baseline;
+use baseline::BaselineEvent;
 
 use recall_radar::alert::Alert;
 use recall_radar::config::{Config, DetectorConfig, RawConfig, RawDetector};
@@ -517,65 +519,6 @@ fn ensure_data(events: u64) -> Result<Data, String> {
     })
 }
 
-/// A string borrowed from the input, or owned when it has escapes.
-struct Text<'a>(#[allow(dead_code)] Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Text<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V(PhantomData))
-    }
-}
-
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct ParsedSeverity {
-    injuries: Option<i64>,
-    deaths: Option<i64>,
-    fire: Option<bool>,
-    crash: Option<bool>,
-}
-
-/// The contact-event fields, as serde_json gives them: no validation, no timestamp parsing.
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct ParsedEvent<'a> {
-    #[serde(borrow)]
-    event_id: Text<'a>,
-    #[serde(borrow)]
-    occurred_at: Text<'a>,
-    #[serde(borrow)]
-    channel: Text<'a>,
-    #[serde(borrow, default)]
-    customer_id: Option<Text<'a>>,
-    #[serde(borrow)]
-    product_id: Text<'a>,
-    #[serde(borrow)]
-    defect_tags: Vec<Text<'a>>,
-    #[serde(borrow, default)]
-    lot: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    region: Option<Text<'a>>,
-    #[serde(default)]
-    severity: Option<ParsedSeverity>,
-    #[serde(borrow, default)]
-    incident_date: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    text: Option<Text<'a>>,
-}
-
 /// Reads the file line by line as replay does and deserializes each line; nothing else.
 fn parse_only(path: &Path) -> Result<(u64, Duration), String> {
     let started = Instant::now();
@@ -595,7 +538,7 @@ fn parse_only(path: &Path) -> Result<(u64, Duration), String> {
         if body.is_empty() {
             continue;
         }
-        let event: ParsedEvent<'_> = serde_json::from_slice(body)
+        let event: BaselineEvent<'_> = serde_json::from_slice(body)
             .map_err(|e| format!("parse-only rejects line {}: {e}", n + 1))?;
         black_box(&event);
         n += 1;
