@@ -13,6 +13,11 @@
 //!
 //! Keys live in a sharded concurrent map so that readers (the admin API) can look while the
 //! engine writes; a timer set orders the keys by the next instant that needs a decision.
+//!
+//! Rebuilding from the input: every key remembers the input position (offset) of the event that
+//! created it and the watermark just before. Replaying the input from the lowest such position
+//! of the live keys, starting from that watermark, rebuilds every live key exactly: its whole
+//! life is in the replayed span, and the same watermark means the same events are late.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -47,6 +52,15 @@ pub struct KeyState {
     evaluated_before: Timestamp,
     /// The entry this key has in the timer set, if any.
     timer: Option<Timestamp>,
+    /// Where a replay must start to rebuild this key.
+    since: ReplayFrom,
+}
+
+/// An input position to replay from and the watermark the engine had just before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayFrom {
+    pub offset: i64,
+    pub watermark: Option<Timestamp>,
 }
 
 impl KeyState {
@@ -140,6 +154,21 @@ impl Engine {
 
     /// Counts one event and appends the alerts that became final to `out`.
     pub fn ingest(&mut self, event: &ContactEvent<'_>, out: &mut Vec<Alert>) -> Ingest {
+        self.ingest_at(event, 0, out)
+    }
+
+    /// Like [`Engine::ingest`], for an event at input position `offset` (offsets must not
+    /// decrease from one call to the next): keys it creates remember it, see [`Engine::replay_from`].
+    pub fn ingest_at(
+        &mut self,
+        event: &ContactEvent<'_>,
+        offset: i64,
+        out: &mut Vec<Alert>,
+    ) -> Ingest {
+        let since = ReplayFrom {
+            offset,
+            watermark: self.watermark,
+        };
         let at = event.occurred_at;
         let event_hash = hash_str(&event.event_id);
         if at < self.frontier {
@@ -191,6 +220,7 @@ impl Engine {
                         episode: None,
                         evaluated_before: self.frontier,
                         timer: None,
+                        since,
                     })
                 }
             };
@@ -223,6 +253,16 @@ impl Engine {
             n += 1;
         }
         Some(n)
+    }
+
+    /// The position a replay must start from to rebuild every live key, `None` if no key is
+    /// live. It never moves backwards as input is consumed: keys created later start later.
+    /// A scan of all keys: call it at checkpoint intervals, not per event.
+    pub fn replay_from(&self) -> Option<ReplayFrom> {
+        self.keys
+            .iter()
+            .map(|entry| entry.since)
+            .min_by_key(|since| since.offset)
     }
 
     /// Moves the watermark to `t` if that is later (the idle clock of a quiet partition) and
