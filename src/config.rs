@@ -139,6 +139,16 @@ pub struct RawKafka {
     /// Empty: late events go to the dead-letter topic with reason `late`.
     pub late_topic: String,
     pub group_id: String,
+    /// `exactly-once` (transactions) or `at-least-once` (for brokers without transactions).
+    pub delivery: String,
+    /// Transactional id of this instance; empty: `<group_id>-<hostname>`.
+    pub transactional_id: String,
+    /// Compacted topic recording, per input partition, where a replay rebuilds its windows.
+    pub checkpoint_topic: String,
+    /// Re-publish input keyed by product_id to an internal topic and detect from there.
+    pub repartition: bool,
+    /// The internal topic of `repartition`; empty: `<group_id>-repartition`.
+    pub repartition_topic: String,
     /// librdkafka consumer properties, passed through (`security.protocol`, `sasl.*`, `ssl.*` ...).
     pub consumer: BTreeMap<String, String>,
     /// librdkafka producer properties, passed through.
@@ -154,6 +164,11 @@ impl Default for RawKafka {
             dlq_topic: "recall-radar-dead-letters".into(),
             late_topic: String::new(),
             group_id: "recall-radar".into(),
+            delivery: "exactly-once".into(),
+            transactional_id: String::new(),
+            checkpoint_topic: "recall-radar-checkpoints".into(),
+            repartition: false,
+            repartition_topic: String::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
         }
@@ -168,8 +183,11 @@ pub struct RawDaemon {
     /// When a partition is quiet, its event-time clock advances by the wall-clock time that
     /// passes, checked this often. "0s" turns the idle clock off.
     pub idle_tick: String,
-    /// How often stored offsets are committed.
+    /// How often offsets are committed: with exactly-once delivery, the length of a
+    /// transaction, so also how long a read_committed reader waits for an alert.
     pub commit_interval: String,
+    /// How often a checkpoint (where a replay rebuilds each partition) is written.
+    pub checkpoint_interval: String,
 }
 
 impl Default for RawDaemon {
@@ -177,7 +195,8 @@ impl Default for RawDaemon {
         RawDaemon {
             grace_period: "30s".into(),
             idle_tick: "1s".into(),
-            commit_interval: "1s".into(),
+            commit_interval: "100ms".into(),
+            checkpoint_interval: "10s".into(),
         }
     }
 }
@@ -232,8 +251,33 @@ pub struct KafkaConfig {
     pub dlq_topic: String,
     pub late_topic: String,
     pub group_id: String,
+    pub delivery: Delivery,
+    pub transactional_id: String,
+    pub checkpoint_topic: String,
+    /// The internal topic input is re-published to, keyed by product_id; `None`: no repartition.
+    pub repartition_topic: Option<String>,
     pub consumer: BTreeMap<String, String>,
     pub producer: BTreeMap<String, String>,
+}
+
+impl KafkaConfig {
+    /// The topics detection consumes: the repartition topic if input is re-published, else
+    /// the input topics.
+    pub fn detection_topics(&self) -> Vec<String> {
+        match &self.repartition_topic {
+            Some(t) => vec![t.clone()],
+            None => self.input_topics.clone(),
+        }
+    }
+}
+
+/// How alerts, checkpoints and input offsets reach Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// One transaction per commit interval: a read_committed reader sees each alert once.
+    ExactlyOnce,
+    /// Offsets committed after the alerts are acknowledged: a crash can repeat alerts (same ids).
+    AtLeastOnce,
 }
 
 #[derive(Debug, Clone)]
@@ -241,6 +285,7 @@ pub struct DaemonConfig {
     pub grace_period: Span,
     pub idle_tick: Span,
     pub commit_interval: Span,
+    pub checkpoint_interval: Span,
 }
 
 #[derive(Debug, Clone)]
@@ -370,12 +415,14 @@ fn topic(key: &str, value: &str) -> Result<String, ConfigError> {
 }
 
 /// Properties the daemon sets itself; overriding them would break its delivery guarantees.
-const RESERVED_PROPERTIES: [&str; 5] = [
+const RESERVED_PROPERTIES: [&str; 7] = [
     "enable.auto.commit",
     "enable.auto.offset.store",
     "group.id",
     "bootstrap.servers",
     "enable.idempotence",
+    "transactional.id",
+    "isolation.level",
 ];
 
 fn passthrough(
@@ -386,7 +433,7 @@ fn passthrough(
         if RESERVED_PROPERTIES.contains(&name.as_str()) {
             return Err(invalid(
                 format!("{key}.\"{name}\""),
-                "is set by recall-radar itself; use the dedicated key (brokers, group_id) or leave it",
+                "is set by recall-radar itself; use the dedicated key (brokers, group_id, transactional_id) or leave it",
             ));
         }
     }
@@ -429,12 +476,63 @@ impl Config {
         if k.group_id.trim().is_empty() {
             return Err(invalid("kafka.group_id", "must not be empty"));
         }
+        let delivery = match k.delivery.as_str() {
+            "exactly-once" => Delivery::ExactlyOnce,
+            "at-least-once" => Delivery::AtLeastOnce,
+            other => {
+                return Err(invalid(
+                    "kafka.delivery",
+                    format!("{other:?} is neither \"exactly-once\" nor \"at-least-once\""),
+                ))
+            }
+        };
+        let transactional_id = if k.transactional_id.is_empty() {
+            format!("{}-{}", k.group_id, hostname())
+        } else {
+            k.transactional_id.clone()
+        };
+        let checkpoint_topic = topic("kafka.checkpoint_topic", &k.checkpoint_topic)?;
+        let repartition_topic = if k.repartition {
+            let name = if k.repartition_topic.is_empty() {
+                format!("{}-repartition", k.group_id)
+            } else {
+                k.repartition_topic.clone()
+            };
+            Some(topic("kafka.repartition_topic", &name)?)
+        } else {
+            None
+        };
+        let internal = [
+            ("checkpoint_topic", Some(&checkpoint_topic)),
+            ("repartition_topic", repartition_topic.as_ref()),
+        ];
+        for (name, t) in internal {
+            let Some(t) = t else { continue };
+            if input_topics.contains(t) || [&alert_topic, &dlq_topic, &late_topic].contains(&t) {
+                return Err(invalid(
+                    format!("kafka.{name}"),
+                    format!(
+                        "{t:?} is also an input or output topic; it must be recall-radar's own"
+                    ),
+                ));
+            }
+        }
         let d = &raw.daemon;
         let grace_period = span("daemon.grace_period", &d.grace_period)?;
         let idle_tick = span("daemon.idle_tick", &d.idle_tick)?;
         let commit_interval = span("daemon.commit_interval", &d.commit_interval)?;
         if commit_interval.0 <= 0 {
             return Err(invalid("daemon.commit_interval", "must be longer than 0s"));
+        }
+        let checkpoint_interval = span("daemon.checkpoint_interval", &d.checkpoint_interval)?;
+        if checkpoint_interval < commit_interval {
+            return Err(invalid(
+                "daemon.checkpoint_interval",
+                format!(
+                    "must be at least daemon.commit_interval ({})",
+                    d.commit_interval
+                ),
+            ));
         }
         let admin_addr = if raw.admin.addr.is_empty() {
             None
@@ -455,6 +553,10 @@ impl Config {
                 dlq_topic,
                 late_topic,
                 group_id: k.group_id.clone(),
+                delivery,
+                transactional_id,
+                checkpoint_topic,
+                repartition_topic,
                 consumer: passthrough("kafka.consumer", &k.consumer)?,
                 producer: passthrough("kafka.producer", &k.producer)?,
             },
@@ -462,10 +564,21 @@ impl Config {
                 grace_period,
                 idle_tick,
                 commit_interval,
+                checkpoint_interval,
             },
             admin_addr,
         })
     }
+}
+
+/// This machine's name, for a default transactional id that survives restarts.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 impl RawConfig {

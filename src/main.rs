@@ -131,6 +131,9 @@ struct KafkaArgs {
     /// Consumer group id; instances with the same id share the input partitions.
     #[arg(long, env = "RECALL_RADAR_GROUP_ID")]
     group_id: Option<String>,
+    /// Transactional id of this instance: unique in the group, stable across restarts.
+    #[arg(long, env = "RECALL_RADAR_TRANSACTIONAL_ID")]
+    transactional_id: Option<String>,
     /// Admin HTTP server address (metrics, health, signals); empty turns it off.
     #[arg(long, env = "RECALL_RADAR_ADMIN_ADDR")]
     admin_addr: Option<String>,
@@ -150,6 +153,9 @@ impl KafkaArgs {
         }
         if let Some(v) = &self.dlq_topic {
             k.dlq_topic = v.clone();
+        }
+        if let Some(v) = &self.transactional_id {
+            k.transactional_id = v.clone();
         }
         if let Some(v) = &self.group_id {
             k.group_id = v.clone();

@@ -1,5 +1,7 @@
-//! The whole daemon as one call: metrics, health, the admin HTTP server and the Kafka loop, with
-//! one shutdown for all. `recall-radar run` and the demo both start it through here.
+//! The whole daemon as one call: metrics, health, the admin HTTP server, the Kafka loop and,
+//! with `repartition`, the repartitioner, with one shutdown for all: the caller's, or the
+//! failure of the loop or the repartitioner, which stops the rest. `recall-radar run` and the
+//! demo both start it through here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,9 +10,10 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::kafka::daemon::{self, DaemonError, RunSummary, Services};
 use crate::kafka::live::LiveWindows;
+use crate::kafka::repartition::{self, RepartitionError};
 use crate::metrics::{Health, Metrics};
 use crate::policy::Policy;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{self, Shutdown};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -18,6 +21,8 @@ pub enum ServiceError {
     Admin(#[from] std::io::Error),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    #[error(transparent)]
+    Repartition(#[from] RepartitionError),
 }
 
 /// A started daemon: where its admin server listens, and what it reports to.
@@ -28,7 +33,8 @@ pub struct Running {
 }
 
 /// Binds the admin server (so a taken port fails before anything else starts), then runs the
-/// daemon until `shutdown` fires.
+/// daemon, and the repartitioner if `kafka.repartition_topic` is set, until `shutdown` fires or
+/// one of them fails. The task fails if either does.
 pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, ServiceError> {
     let metrics = Metrics::new();
     let health = Health::new();
@@ -42,29 +48,68 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, Servic
         health: health.clone(),
         live: live.clone(),
     };
-    let mut admin_addr = None;
-    let mut admin_task = None;
-    if let Some(addr) = config.admin_addr {
-        let listener = admin::bind(addr).await?;
-        admin_addr = Some(listener.local_addr()?);
+    // Bound first: a taken port fails before anything runs.
+    let listener = match config.admin_addr {
+        Some(addr) => Some(admin::bind(addr).await?),
+        None => None,
+    };
+    let admin_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    // Everything stops on the caller's shutdown or when a part fails.
+    let (stop_all, stopping) = shutdown::channel();
+    let forward = {
+        let (stop_all, mut shutdown) = (stop_all.clone(), shutdown);
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            stop_all.fire();
+        })
+    };
+    let admin_task = listener.map(|listener| {
         let state = AdminState {
-            metrics,
+            metrics: metrics.clone(),
             health,
             signals: live,
         };
-        let mut stop = shutdown.clone();
-        admin_task = Some(tokio::spawn(admin::serve(listener, state, async move {
-            stop.wait().await
-        })));
+        let mut stop = stopping.clone();
         tracing::info!(addr = ?admin_addr, "Admin server listening (/metrics, /healthz, /readyz, /api/signals, /api/top).");
-    }
+        tokio::spawn(admin::serve(listener, state, async move {
+            stop.wait().await
+        }))
+    });
+    let repartitioner = config.kafka.repartition_topic.is_some().then(|| {
+        let (config, stop_all, stop) = (config.clone(), stop_all.clone(), stopping.clone());
+        tokio::spawn(async move {
+            let result = repartition::run(config, metrics, stop).await;
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "Repartitioner failed; stopping the daemon.");
+                stop_all.fire();
+            }
+            result
+        })
+    });
     let run_services = services.clone();
     let task = tokio::spawn(async move {
-        let result = daemon::run(config, run_services, shutdown).await;
+        let result = daemon::run(config, run_services, stopping).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "Daemon failed; stopping the rest.");
+            stop_all.fire();
+        }
+        let repartitioned = match repartitioner {
+            None => Ok(()),
+            Some(t) => match t.await {
+                Ok(r) => r.map(|_| ()),
+                Err(e) => match e.try_into_panic() {
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    Err(_) => Ok(()), // cancelled: the runtime is going away
+                },
+            },
+        };
         if let Some(t) = admin_task {
             let _ = t.await;
         }
-        Ok(result?)
+        forward.abort();
+        let summary = result?;
+        repartitioned?;
+        Ok(summary)
     });
     Ok(Running {
         admin_addr,

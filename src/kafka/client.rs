@@ -14,7 +14,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc;
 
-use crate::config::{is_secret, KafkaConfig};
+use crate::config::{is_secret, Delivery, KafkaConfig};
 use crate::metrics::Metrics;
 
 /// What the consumer's callbacks tell the async loop.
@@ -178,9 +178,10 @@ pub fn describe(config: &ClientConfig) -> String {
     pairs.join(" ")
 }
 
-/// The input consumer: offsets are stored by recall-radar only after every alert an event
-/// caused is acknowledged, and committed from the store.
-pub fn consumer_config(kafka: &KafkaConfig, commit_interval_ms: u64) -> ClientConfig {
+/// The input consumer. recall-radar commits offsets itself (inside the alert transaction, or
+/// after the alerts are acknowledged), reads only committed input, and moves partitions between
+/// instances incrementally (cooperative-sticky) so a rebalance does not stop every partition.
+pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     apply(
         &mut c,
@@ -188,35 +189,41 @@ pub fn consumer_config(kafka: &KafkaConfig, commit_interval_ms: u64) -> ClientCo
             ("auto.offset.reset", "earliest"),
             ("statistics.interval.ms", "5000"),
             ("client.id", "recall-radar"),
+            ("partition.assignment.strategy", "cooperative-sticky"),
         ],
         &kafka.consumer,
     );
     c.set("bootstrap.servers", &kafka.brokers)
         .set("group.id", &kafka.group_id)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", commit_interval_ms.to_string())
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
     c
 }
 
-/// The alert and dead-letter producer: idempotent, acknowledged by all in-sync replicas, and
-/// retrying for as long as it takes (a broker outage delays alerts, it does not lose them).
+/// The alert, dead-letter and checkpoint producer: idempotent and acknowledged by all in-sync
+/// replicas. Exactly-once: transactional, with this instance's transactional id (stable across
+/// restarts, so a restart aborts what a crash left open). At-least-once: retrying for as long as
+/// it takes (an outage delays alerts, it does not lose them).
 pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
-    apply(
-        &mut c,
-        &[
-            ("linger.ms", "1"),
-            ("message.timeout.ms", "0"),
-            ("statistics.interval.ms", "5000"),
-            ("partitioner", "murmur2_random"),
-            ("client.id", "recall-radar"),
-        ],
-        &kafka.producer,
-    );
+    let mut defaults = vec![
+        ("linger.ms", "1"),
+        ("statistics.interval.ms", "5000"),
+        ("partitioner", "murmur2_random"),
+        ("client.id", "recall-radar"),
+    ];
+    if kafka.delivery == Delivery::AtLeastOnce {
+        // A transaction bounds its messages' timeout instead (transaction.timeout.ms).
+        defaults.push(("message.timeout.ms", "0"));
+    }
+    apply(&mut c, &defaults, &kafka.producer);
     c.set("bootstrap.servers", &kafka.brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all");
+    if kafka.delivery == Delivery::ExactlyOnce {
+        c.set("transactional.id", &kafka.transactional_id);
+    }
     c
 }

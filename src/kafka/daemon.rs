@@ -1,39 +1,47 @@
 //! The daemon loop: a consumer group on the input topics feeds one engine per partition; alerts go
-//! to the alert topic, bad and late input to dead-letter topics.
+//! to the alert topic, bad and late input to dead-letter topics, all through the outbox
+//! (kafka/outbox.rs), which commits them with the input offsets.
 //!
-//! Delivery chain (at least once, end to end): an input offset is stored for commit only after
-//! its event is final in the engine and every record produced up to that point has been
-//! acknowledged by the broker. Steps complete in the order they were made, so offsets are stored
-//! in order. On shutdown the loop stops fetching, waits for outstanding acknowledgements, flushes
-//! the producer and commits, all within the grace period.
+//! Partitions move between instances incrementally (cooperative-sticky); the rebalance callbacks
+//! only signal this loop. When a partition arrives, after a rebalance or a restart, its windows
+//! are rebuilt before its first message is handled: the input is replayed from the offset its
+//! checkpoint names up to the committed offset (kafka/rebuild.rs). The loop waits meanwhile; the
+//! messages wait in the fetch queue. Every `checkpoint_interval` the commit also records each
+//! partition's checkpoint; before a partition is given up, it is committed and checkpointed.
+//!
+//! A commit that fails and is aborted leaves the engines ahead of Kafka: every partition is
+//! rebuilt and the consumer goes back to the committed offsets. On shutdown the loop stops
+//! fetching, commits and flushes within the grace period.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesOrdered, StreamExt};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use super::checkpoint::{self, Checkpoint};
 use super::client::{consumer_config, describe, producer_config, ConsumerEvent, Context};
 use super::live::LiveWindows;
+use super::outbox::{CommitError, Outbox, TopicPartition};
 use super::partition::PartitionState;
-use super::publish::{alert_headers, dead_letter_headers, enqueue, Origin};
+use super::publish::{alert_headers, dead_letter_headers, Origin};
+use super::rebuild::{rebuild, Plan};
 use crate::alert::{Alert, Status};
 use crate::config::Config;
-use crate::engine::Ingest;
+use crate::engine::{Engine, Ingest};
 use crate::event::decode;
 use crate::metrics::{Health, Metrics};
 use crate::policy::Policy;
 use crate::shutdown::Shutdown;
 use crate::time::Timestamp;
 
-/// Steps waiting for acknowledgements before the consumer fetches more.
-const MAX_IN_FLIGHT: usize = 10_000;
+/// How long fetching committed offsets or reading the checkpoint topic may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -47,10 +55,20 @@ pub enum DaemonError {
         topics: Vec<String>,
         source: KafkaError,
     },
-    #[error("a record could not be delivered to Kafka: {0}")]
+    #[error("a record could not be sent to Kafka: {0}")]
     Delivery(KafkaError),
-    #[error("shutdown did not finish within the grace period ({0} steps unacknowledged; their offsets are not committed and will be consumed again)")]
-    GraceExpired(usize),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error("cannot rebuild partition {topic}/{partition}: {source}")]
+    Rebuild {
+        topic: String,
+        partition: i32,
+        source: KafkaError,
+    },
+    #[error(
+        "shutdown did not finish within the grace period; what was not committed is consumed again"
+    )]
+    GraceExpired,
 }
 
 /// The shared things the daemon reports to.
@@ -69,14 +87,22 @@ pub struct RunSummary {
     pub bad: u64,
     pub late: u64,
     pub alerts: u64,
+    /// Messages replayed to rebuild partitions.
+    pub replayed: u64,
 }
 
-type TopicPartition = (String, i32);
+/// Maps a Kafka error while restoring `tp` to the daemon's error.
+fn fail(tp: &TopicPartition) -> impl FnOnce(KafkaError) -> DaemonError {
+    let (topic, partition) = tp.clone();
+    move |source| DaemonError::Rebuild {
+        topic,
+        partition,
+        source,
+    }
+}
 
-/// A step is acknowledged: store `offset` (if any) for `tp`.
-struct StepDone {
-    tp: Option<TopicPartition>,
-    offset: Option<i64>,
+/// What was sent since the last commit, reported once it is committed.
+struct Sent {
     alerts: Vec<Alert>,
     dead_letters: Vec<&'static str>,
     received: Instant,
@@ -87,10 +113,11 @@ struct Daemon {
     services: Services,
     policy: Policy,
     consumer: Arc<StreamConsumer<Context>>,
-    producer: FutureProducer<Context>,
+    outbox: Outbox,
     partitions: HashMap<TopicPartition, PartitionState>,
     assigned: Vec<TopicPartition>,
-    in_flight: FuturesOrdered<BoxFuture<'static, Result<StepDone, DaemonError>>>,
+    uncommitted: Vec<Sent>,
+    last_checkpoint: Instant,
     summary: RunSummary,
 }
 
@@ -101,8 +128,7 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) -> Result<RunSummary, DaemonError> {
     let (events_tx, mut consumer_events) = mpsc::unbounded_channel();
-    let commit_ms = config.daemon.commit_interval.as_std().as_millis() as u64;
-    let consumer_cfg = consumer_config(&config.kafka, commit_ms);
+    let consumer_cfg = consumer_config(&config.kafka);
     let producer_cfg = producer_config(&config.kafka);
     tracing::info!(config = %describe(&consumer_cfg), "Creating the consumer.");
     tracing::info!(config = %describe(&producer_cfg), "Creating the producer.");
@@ -122,33 +148,41 @@ pub async fn run(
             role: "producer",
             source,
         })?;
-    let topics: Vec<&str> = config
-        .kafka
-        .input_topics
-        .iter()
-        .map(String::as_str)
-        .collect();
+    // The loop borrows messages from its own handle while the daemon state is borrowed mutably.
+    let consumer = Arc::new(consumer);
+    let outbox = Outbox::new(
+        config.kafka.delivery,
+        producer,
+        consumer.clone(),
+        config.kafka.checkpoint_topic.clone(),
+    )
+    .await
+    .map_err(|source| DaemonError::Client {
+        role: "transactional producer",
+        source,
+    })?;
+    let detection_topics = config.kafka.detection_topics();
+    let topics: Vec<&str> = detection_topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
         .map_err(|source| DaemonError::Subscribe {
-            topics: config.kafka.input_topics.clone(),
+            topics: detection_topics.clone(),
             source,
         })?;
-    tracing::info!(topics = ?topics, group = %config.kafka.group_id, "Subscribed; waiting for partitions.");
+    tracing::info!(topics = ?topics, group = %config.kafka.group_id, delivery = ?config.kafka.delivery, "Subscribed; waiting for partitions.");
     services
         .health
         .set_ready(false, "waiting for partition assignment");
     let policy = Policy::new(config.detector.clone());
-    // The loop borrows messages from its own handle while the daemon state is borrowed mutably.
-    let consumer = Arc::new(consumer);
     let mut daemon = Daemon {
         policy,
         services,
         consumer: consumer.clone(),
-        producer,
+        outbox,
         partitions: HashMap::new(),
         assigned: Vec::new(),
-        in_flight: FuturesOrdered::new(),
+        uncommitted: Vec::new(),
+        last_checkpoint: Instant::now(),
         summary: RunSummary::default(),
         config,
     };
@@ -159,16 +193,16 @@ pub async fn run(
     };
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut commit = tokio::time::interval(daemon.config.daemon.commit_interval.as_std());
+    commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             _ = shutdown.wait() => break,
-            Some(done) = daemon.in_flight.next(), if !daemon.in_flight.is_empty() => {
-                daemon.complete(done?);
-            }
-            Some(event) = consumer_events.recv() => daemon.consumer_event(event),
+            Some(event) = consumer_events.recv() => daemon.consumer_event(event).await?,
+            _ = commit.tick() => daemon.commit(false).await?,
             _ = tick.tick() => daemon.tick().await?,
-            message = consumer.recv(), if daemon.in_flight.len() < MAX_IN_FLIGHT => {
+            message = consumer.recv() => {
                 match message {
                     Ok(m) => daemon.handle(&m).await?,
                     Err(KafkaError::PartitionEOF(p)) => daemon.caught_up(p),
@@ -181,36 +215,28 @@ pub async fn run(
 }
 
 impl Daemon {
-    fn state(&mut self, topic: &str, partition: i32) -> &mut PartitionState {
-        let key = (topic.to_owned(), partition);
-        if !self.partitions.contains_key(&key) {
-            let state = PartitionState::new(self.policy.clone(), Instant::now());
-            self.services
-                .live
-                .insert(topic, partition, state.engine.keys().clone());
-            self.partitions.insert(key.clone(), state);
-        }
-        self.partitions.get_mut(&key).expect("inserted above")
-    }
-
-    /// One input message: decode, count, publish what it caused.
+    /// One input message: decode, count, send what it caused.
     async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<(), DaemonError> {
         let received = Instant::now();
         let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
+        let tp = (topic.clone(), partition);
+        if !self.partitions.contains_key(&tp) {
+            // A message before the assignment signal reached the loop.
+            self.restore(vec![tp.clone()]).await?;
+        }
         self.summary.messages += 1;
         let payload = m.payload().unwrap_or_default();
         let metrics = self.services.metrics.clone();
         let mut alerts = Vec::new();
         let mut dead: Option<(&'static str, String, String)> = None;
-        let state = self.state(&topic, partition);
-        let waits_for = match decode(payload) {
+        let state = self.partitions.get_mut(&tp).expect("restored above");
+        match decode(payload) {
             Err(e) => {
                 metrics
                     .events_bad
                     .with_label_values(&[e.reason().as_str()])
                     .inc();
                 dead = Some(("bad", e.reason().as_str().to_owned(), e.to_string()));
-                None
             }
             Ok(event) => {
                 metrics
@@ -219,7 +245,7 @@ impl Daemon {
                     .inc();
                 let lag = Timestamp::now().0 - event.occurred_at.0;
                 metrics.observe_event_time_lag_seconds(lag as f64 / 1e6);
-                match state.engine.ingest(&event, &mut alerts) {
+                match state.engine.ingest_at(&event, offset, &mut alerts) {
                     Ingest::Late { frontier } => {
                         metrics.events_late.inc();
                         dead = Some((
@@ -230,7 +256,6 @@ impl Daemon {
                                 event.occurred_at
                             ),
                         ));
-                        None
                     }
                     Ingest::Accepted {
                         reports,
@@ -243,25 +268,22 @@ impl Daemon {
                         if refused > 0 {
                             tracing::debug!(refused, "Keys refused: max_keys reached.");
                         }
-                        (reports > 0).then_some(event.occurred_at)
                     }
                 }
             }
         };
-        state.track(offset, waits_for, received);
-        let final_offset = state.take_final();
+        state.consumed(offset, received);
         match &dead {
             None => self.summary.events += 1,
             Some(("late", ..)) => self.summary.late += 1,
             Some(_) => self.summary.bad += 1,
         }
-        let mut deliveries = Vec::new();
         let mut dead_letters = Vec::new();
         if let Some((kind, reason, error)) = dead {
             let target = if kind == "late" {
-                &self.config.kafka.late_topic
+                self.config.kafka.late_topic.clone()
             } else {
-                &self.config.kafka.dlq_topic
+                self.config.kafka.dlq_topic.clone()
             };
             let origin = Origin {
                 topic: &topic,
@@ -269,79 +291,203 @@ impl Daemon {
                 offset,
             };
             let headers = dead_letter_headers(&reason, &error, &origin);
-            deliveries.push(
-                enqueue(&self.producer, target, m.key(), payload, headers)
-                    .await
-                    .map_err(DaemonError::Delivery)?,
-            );
+            self.outbox
+                .send(&target, m.key(), payload, headers)
+                .await
+                .map_err(DaemonError::Delivery)?;
             dead_letters.push(kind);
         }
-        self.publish(
-            Some((topic, partition)),
-            final_offset,
-            alerts,
-            deliveries,
-            dead_letters,
-            received,
-        )
-        .await
+        self.send_alerts(alerts, dead_letters, received).await
     }
 
-    /// Sends `alerts` and queues the step; its offset is stored once all of it is acknowledged.
-    async fn publish(
+    /// Sends `alerts`; they are reported once committed.
+    async fn send_alerts(
         &mut self,
-        tp: Option<TopicPartition>,
-        offset: Option<i64>,
         alerts: Vec<Alert>,
-        mut deliveries: Vec<rdkafka::producer::DeliveryFuture>,
         dead_letters: Vec<&'static str>,
         received: Instant,
     ) -> Result<(), DaemonError> {
-        if alerts.is_empty() && deliveries.is_empty() && offset.is_none() {
+        if alerts.is_empty() && dead_letters.is_empty() {
             return Ok(());
         }
         for alert in &alerts {
             let json = alert.to_json();
-            deliveries.push(
-                enqueue(
-                    &self.producer,
-                    &self.config.kafka.alert_topic,
+            let topic = self.config.kafka.alert_topic.clone();
+            self.outbox
+                .send(
+                    &topic,
                     Some(alert.product_id.as_bytes()),
                     json.as_bytes(),
                     alert_headers(alert),
                 )
                 .await
-                .map_err(DaemonError::Delivery)?,
-            );
+                .map_err(DaemonError::Delivery)?;
         }
         self.summary.alerts += alerts.len() as u64;
-        let step = async move {
-            for delivery in deliveries {
-                match delivery.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => return Err(DaemonError::Delivery(e)),
-                    Err(_) => return Err(DaemonError::Delivery(KafkaError::Canceled)),
-                }
-            }
-            Ok(StepDone {
-                tp,
-                offset,
-                alerts,
-                dead_letters,
-                received,
-            })
-        };
-        self.in_flight.push_back(Box::pin(step));
+        self.uncommitted.push(Sent {
+            alerts,
+            dead_letters,
+            received,
+        });
         Ok(())
     }
 
-    /// A step is acknowledged: count it and store its offset.
-    fn complete(&mut self, done: StepDone) {
-        let metrics = &self.services.metrics;
-        if !done.alerts.is_empty() {
-            metrics.observe_processing_latency(done.received.elapsed());
+    /// Commits the offsets consumed with what was sent since the last commit, and the
+    /// checkpoints when they are due (or `force`d).
+    async fn commit(&mut self, force_checkpoints: bool) -> Result<(), DaemonError> {
+        let offsets: Vec<(TopicPartition, i64)> = self
+            .partitions
+            .iter()
+            .filter_map(|(tp, s)| s.to_commit().map(|n| (tp.clone(), n)))
+            .collect();
+        let due = force_checkpoints
+            || self.last_checkpoint.elapsed() >= self.config.daemon.checkpoint_interval.as_std();
+        let checkpoints: Vec<Checkpoint> = if due { self.checkpoints() } else { Vec::new() };
+        match self.outbox.commit(&offsets, &checkpoints).await {
+            Ok(()) => {}
+            Err(CommitError::NotCommitted(error)) => {
+                tracing::warn!(%error, "Offsets not committed; retrying at the next commit.");
+                return Ok(());
+            }
+            Err(CommitError::Aborted(error)) => {
+                tracing::warn!(%error, "Transaction aborted; rebuilding every partition from the last commit.");
+                return self.rebuild_all().await;
+            }
+            Err(e) => return Err(e.into()),
         }
-        for alert in &done.alerts {
+        if due {
+            self.last_checkpoint = Instant::now();
+        }
+        for (tp, next) in offsets {
+            if let Some(state) = self.partitions.get_mut(&tp) {
+                state.committed = Some(next);
+            }
+        }
+        for c in checkpoints {
+            if let Some(state) = self.partitions.get_mut(&(c.topic, c.partition)) {
+                state.checkpointed = Some(c.next_offset);
+            }
+        }
+        for sent in std::mem::take(&mut self.uncommitted) {
+            self.report(sent);
+        }
+        Ok(())
+    }
+
+    /// A checkpoint for each partition consumed since its last commit or checkpoint.
+    fn checkpoints(&self) -> Vec<Checkpoint> {
+        let group = &self.config.kafka.group_id;
+        self.partitions
+            .iter()
+            .filter_map(|((topic, partition), s)| {
+                let next = s.next_offset?;
+                (s.checkpointed != Some(next))
+                    .then(|| Checkpoint::of(group, topic, *partition, &s.engine, next))
+            })
+            .collect()
+    }
+
+    /// Drops every partition's state and rebuilds it from Kafka, the consumer back at the
+    /// committed offsets.
+    async fn rebuild_all(&mut self) -> Result<(), DaemonError> {
+        self.uncommitted.clear();
+        let tps: Vec<TopicPartition> = self.assigned.clone();
+        for tp in &tps {
+            self.partitions.remove(tp);
+        }
+        self.restore(tps.clone()).await?;
+        for tp in &tps {
+            let offset = self.partitions[tp]
+                .committed
+                .map_or(Offset::Beginning, Offset::Offset);
+            // Going on from a later position would skip input the rebuilt state never saw.
+            self.consumer
+                .seek(&tp.0, tp.1, offset, Duration::from_secs(10))
+                .map_err(fail(tp))?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the windows of newly owned partitions from their checkpoints and the input.
+    async fn restore(&mut self, tps: Vec<TopicPartition>) -> Result<(), DaemonError> {
+        let tps: Vec<TopicPartition> = tps
+            .into_iter()
+            .filter(|tp| !self.partitions.contains_key(tp))
+            .collect();
+        if tps.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in &tps {
+            tpl.add_partition(topic, *partition);
+        }
+        let consumer = self.consumer.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.committed_offsets(tpl, LOOKUP_TIMEOUT))
+                .await
+                .unwrap_or(Err(KafkaError::Canceled))
+                .map_err(fail(&tps[0]))?;
+        let kafka = self.config.kafka.clone();
+        let wanted = tps.clone();
+        let history =
+            tokio::task::spawn_blocking(move || checkpoint::load(&kafka, &wanted, LOOKUP_TIMEOUT))
+                .await
+                .unwrap_or(Err(KafkaError::Canceled))
+                .map_err(fail(&tps[0]))?;
+        for tp in tps {
+            let at = committed
+                .find_partition(&tp.0, tp.1)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(n) => Some(n),
+                    _ => None,
+                });
+            let chosen = at.and_then(|n| {
+                history
+                    .get(&tp)
+                    .and_then(|h| checkpoint::choose(h, n))
+                    .cloned()
+            });
+            let engine = match Plan::new(&tp.0, tp.1, at, chosen.as_ref()) {
+                None => Engine::with_policy(self.policy.clone()),
+                Some(plan) => {
+                    let kafka = self.config.kafka.clone();
+                    let policy = self.policy.clone();
+                    let (engine, done) =
+                        tokio::task::spawn_blocking(move || rebuild(&kafka, policy, &plan))
+                            .await
+                            .unwrap_or(Err(KafkaError::Canceled))
+                            .map_err(fail(&tp))?;
+                    tracing::info!(
+                        topic = %tp.0,
+                        partition = tp.1,
+                        from = ?chosen.as_ref().and_then(|c| c.replay_from),
+                        committed = ?at,
+                        replayed = done.messages,
+                        seconds = done.seconds,
+                        live_keys = engine.live_keys(),
+                        "Partition rebuilt."
+                    );
+                    self.summary.replayed += done.messages;
+                    engine
+                }
+            };
+            let mut state = PartitionState::new(engine, at, Instant::now());
+            state.checkpointed = chosen.map(|c| c.next_offset);
+            self.services
+                .live
+                .insert(&tp.0, tp.1, state.engine.keys().clone());
+            self.partitions.insert(tp, state);
+        }
+        Ok(())
+    }
+
+    /// Alerts are committed: count and log them.
+    fn report(&mut self, sent: Sent) {
+        let metrics = &self.services.metrics;
+        if !sent.alerts.is_empty() {
+            metrics.observe_processing_latency(sent.received.elapsed());
+        }
+        for alert in &sent.alerts {
             metrics
                 .alerts_published
                 .with_label_values(&[alert.level.as_str(), alert.status.as_str()])
@@ -358,37 +504,35 @@ impl Daemon {
                 );
             }
         }
-        for kind in &done.dead_letters {
+        for kind in &sent.dead_letters {
             metrics
                 .dead_letters_published
                 .with_label_values(&[kind])
                 .inc();
         }
-        if let (Some((topic, partition)), Some(offset)) = (&done.tp, done.offset) {
-            if let Err(e) = self.consumer.store_offset(topic, *partition, offset) {
-                // The partition was revoked meanwhile; its new owner consumes it again.
-                tracing::debug!(%topic, partition, offset, error = %e, "Offset not stored.");
-            }
-        }
     }
 
-    fn consumer_event(&mut self, event: ConsumerEvent) {
+    async fn consumer_event(&mut self, event: ConsumerEvent) -> Result<(), DaemonError> {
         match event {
             ConsumerEvent::Assigned(tps) => {
                 tracing::info!(partitions = ?tps, "Partitions assigned.");
-                for (topic, partition) in &tps {
-                    self.state(topic, *partition);
+                for tp in &tps {
+                    if !self.assigned.contains(tp) {
+                        self.assigned.push(tp.clone());
+                    }
                 }
-                self.assigned.extend(tps);
+                self.restore(tps).await?;
             }
             ConsumerEvent::Revoked(tps) => {
                 tracing::info!(partitions = ?tps, "Partitions revoked.");
+                self.assigned.retain(|tp| !tps.contains(tp));
+                // Hand over what was consumed, with a fresh checkpoint, before letting go.
+                self.commit(true).await?;
                 for tp in &tps {
                     self.partitions.remove(tp);
                     self.services.live.remove(&tp.0, tp.1);
                     self.services.metrics.forget_consumer_lag(&tp.0, tp.1);
                 }
-                self.assigned.retain(|tp| !tps.contains(tp));
             }
             ConsumerEvent::RebalanceFailed(e) => tracing::warn!(error = %e, "Rebalance failed."),
             ConsumerEvent::EndOfPartition(p) => self.caught_up(p),
@@ -398,6 +542,7 @@ impl Daemon {
             .partitions_assigned
             .set(self.assigned.len() as i64);
         self.update_readiness();
+        Ok(())
     }
 
     fn caught_up(&mut self, partition: i32) {
@@ -436,14 +581,13 @@ impl Daemon {
         let mut steps = Vec::new();
         let (mut live_keys, mut open) = (0i64, [0i64; 3]);
         let metrics = self.services.metrics.clone();
-        for ((topic, partition), state) in self.partitions.iter_mut() {
+        for state in self.partitions.values_mut() {
             let mut alerts = Vec::new();
             if idle_clock {
                 state.idle_advance(now, quiet, &mut alerts);
             }
-            let offset = state.take_final();
-            if !alerts.is_empty() || offset.is_some() {
-                steps.push(((topic.clone(), *partition), offset, alerts));
+            if !alerts.is_empty() {
+                steps.push(alerts);
             }
             let stats = state.engine.stats().clone();
             metrics
@@ -465,42 +609,27 @@ impl Daemon {
                 .with_label_values(&[level.as_str()])
                 .set(n);
         }
-        for (tp, offset, alerts) in steps {
-            self.publish(Some(tp), offset, alerts, Vec::new(), Vec::new(), now)
-                .await?;
+        for alerts in steps {
+            self.send_alerts(alerts, Vec::new(), now).await?;
         }
         Ok(())
     }
 
-    /// Stop fetching, wait for acknowledgements, flush, commit: within the grace period.
+    /// Stop fetching, commit with fresh checkpoints and flush: within the grace period.
     async fn drain(mut self) -> Result<RunSummary, DaemonError> {
         let grace = self.config.daemon.grace_period.as_std();
-        let deadline = Instant::now() + grace;
-        tracing::info!(in_flight = self.in_flight.len(), grace = ?grace, "Draining.");
-        let acked = tokio::time::timeout(grace, async {
-            while let Some(done) = self.in_flight.next().await {
-                self.complete(done?);
+        tracing::info!(grace = ?grace, "Draining.");
+        let done = tokio::time::timeout(grace, async {
+            self.commit(true).await?;
+            if let Err(e) = self.outbox.flush(grace).await {
+                tracing::warn!(error = %e, "Producer flush incomplete.");
             }
             Ok::<(), DaemonError>(())
         })
         .await;
-        match acked {
-            Err(_) => return Err(DaemonError::GraceExpired(self.in_flight.len())),
+        match done {
+            Err(_) => return Err(DaemonError::GraceExpired),
             Ok(result) => result?,
-        }
-        let producer = self.producer.clone();
-        let left = deadline.saturating_duration_since(Instant::now());
-        let flushed = tokio::task::spawn_blocking(move || producer.flush(left)).await;
-        if let Ok(Err(e)) = flushed {
-            tracing::warn!(error = %e, "Producer flush incomplete.");
-        }
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => tracing::info!("Offsets committed."),
-            // Nothing stored since the last auto-commit is not a failure.
-            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "Final commit failed; the last offsets will be consumed again.")
-            }
         }
         self.consumer.unsubscribe();
         tracing::info!(
@@ -509,6 +638,7 @@ impl Daemon {
             bad = self.summary.bad,
             late = self.summary.late,
             alerts = self.summary.alerts,
+            replayed = self.summary.replayed,
             "Stopped cleanly."
         );
         Ok(self.summary)

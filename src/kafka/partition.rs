@@ -1,19 +1,20 @@
 //! The state of one input partition: its own engine (so partitions can move between instances),
-//! the offsets whose events are not yet final, and the idle clock of a quiet partition.
+//! the offsets consumed and committed, and the idle clock of a quiet partition.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::alert::Alert;
 use crate::engine::{Engine, EngineStats};
-use crate::policy::Policy;
-use crate::time::{Span, Timestamp};
+use crate::time::Span;
 
 pub struct PartitionState {
     pub engine: Engine,
-    /// Offsets in order with the event time the engine must pass before they are final;
-    /// `Timestamp::MIN` for messages nothing waits on (bad, late, duplicate).
-    pending: VecDeque<(i64, Timestamp)>,
+    /// The offset after the last message consumed: what the next commit records.
+    pub next_offset: Option<i64>,
+    /// The offset last committed for this partition (found at assignment or committed since).
+    pub committed: Option<i64>,
+    /// The next offset of the last checkpoint written (or chosen at assignment).
+    pub checkpointed: Option<i64>,
     /// Wall-clock instant up to which the event-time clock has been moved.
     clock_synced: Instant,
     /// The fetcher reached the end of the partition at least once since assignment.
@@ -26,10 +27,12 @@ pub struct PartitionState {
 }
 
 impl PartitionState {
-    pub fn new(policy: Policy, now: Instant) -> PartitionState {
+    pub fn new(engine: Engine, committed: Option<i64>, now: Instant) -> PartitionState {
         PartitionState {
-            engine: Engine::with_policy(policy),
-            pending: VecDeque::new(),
+            engine,
+            next_offset: committed,
+            committed,
+            checkpointed: None,
             clock_synced: now,
             caught_up: false,
             at_end: false,
@@ -37,31 +40,16 @@ impl PartitionState {
         }
     }
 
-    /// Remembers a consumed offset and what must become final before it may be committed.
-    pub fn track(&mut self, offset: i64, waits_for: Option<Timestamp>, now: Instant) {
-        self.pending
-            .push_back((offset, waits_for.unwrap_or(Timestamp::MIN)));
+    /// Remembers that the message at `offset` was consumed.
+    pub fn consumed(&mut self, offset: i64, now: Instant) {
+        self.next_offset = Some(offset + 1);
         self.clock_synced = now;
         self.at_end = false;
     }
 
-    /// The highest offset whose events, and all before it, are final now.
-    pub fn take_final(&mut self) -> Option<i64> {
-        let frontier = self.engine.frontier();
-        let mut last = None;
-        while let Some(&(offset, at)) = self.pending.front() {
-            if at >= frontier {
-                break;
-            }
-            last = Some(offset);
-            self.pending.pop_front();
-        }
-        last
-    }
-
-    /// Offsets consumed but not yet final.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
+    /// The offset to commit, if it moved since the last commit.
+    pub fn to_commit(&self) -> Option<i64> {
+        self.next_offset.filter(|n| Some(*n) != self.committed)
     }
 
     /// A quiet partition's event-time clock moves on by the wall-clock time that passed since it
@@ -92,10 +80,8 @@ mod tests {
             allowed_lateness: lateness.into(),
             ..Default::default()
         };
-        PartitionState::new(
-            Policy::new(DetectorConfig::from_raw(&raw).unwrap()),
-            Instant::now(),
-        )
+        let engine = Engine::new(DetectorConfig::from_raw(&raw).unwrap());
+        PartitionState::new(engine, Some(7), Instant::now())
     }
 
     fn event(id: &str, at: &str) -> String {
@@ -105,27 +91,17 @@ mod tests {
     }
 
     #[test]
-    fn offsets_become_final_in_order() {
+    fn the_offset_to_commit_follows_consumption() {
         let mut p = state("1h");
-        let mut out = Vec::new();
-        let now = Instant::now();
-        let e1 = event("a", "2026-01-01T00:00:00Z");
-        let e = decode(e1.as_bytes()).unwrap();
-        p.engine.ingest(&e, &mut out);
-        p.track(10, Some(e.occurred_at), now);
-        p.track(11, None, now); // a bad message right after
         assert_eq!(
-            p.take_final(),
+            p.to_commit(),
             None,
-            "offset 10 waits for its event to be final"
+            "nothing consumed since the commit found"
         );
-        let e2 = event("b", "2026-01-01T01:00:01Z");
-        let e = decode(e2.as_bytes()).unwrap();
-        p.engine.ingest(&e, &mut out);
-        p.track(12, Some(e.occurred_at), now);
-        assert_eq!(p.take_final(), Some(11));
-        assert_eq!(p.pending(), 1);
-        assert_eq!(out.len(), 1, "the anomaly of event a");
+        p.consumed(7, Instant::now());
+        assert_eq!(p.to_commit(), Some(8));
+        p.committed = Some(8);
+        assert_eq!(p.to_commit(), None);
     }
 
     #[test]
@@ -136,8 +112,8 @@ mod tests {
         let t0 = Instant::now();
         let e1 = event("a", "2026-01-01T00:00:00Z");
         let e = decode(e1.as_bytes()).unwrap();
-        p.engine.ingest(&e, &mut out);
-        p.track(0, Some(e.occurred_at), t0);
+        p.engine.ingest_at(&e, 7, &mut out);
+        p.consumed(7, t0);
         assert!(out.is_empty());
         p.idle_advance(t0 + Duration::from_millis(50), quiet, &mut out);
         assert!(
@@ -154,8 +130,7 @@ mod tests {
             70_000,
             "moved by the 70 ms that passed, not to the current time"
         );
-        assert_eq!(p.take_final(), Some(0));
-        p.track(1, None, t0 + Duration::from_millis(80));
+        p.consumed(8, t0 + Duration::from_millis(80));
         assert!(
             !p.at_end,
             "a consumed message means the fetcher was not at the end"

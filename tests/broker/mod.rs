@@ -13,6 +13,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
+pub mod committed;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -57,28 +59,12 @@ impl Broker {
     }
 
     pub fn producer(&self) -> FutureProducer {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
-            .set("linger.ms", "1")
-            .set("partitioner", "murmur2_random")
-            .create()
-            .expect("producer")
+        producer_for(&self.addr)
     }
 
     /// Sends each line keyed by its product id (as `recall-radar produce` does), in order.
     pub async fn produce_lines(&self, topic: &str, lines: &[String]) {
-        let producer = self.producer();
-        for line in lines {
-            let key = recall_radar::kafka::produce::product_key(line.as_bytes());
-            let mut record = FutureRecord::to(topic).payload(line.as_bytes());
-            if let Some(k) = key.as_deref() {
-                record = record.key(k.as_bytes());
-            }
-            producer
-                .send(record, Duration::from_secs(10))
-                .await
-                .expect("test record delivered");
-        }
+        send_keyed(&self.producer(), topic, lines).await;
     }
 
     /// Reads `topic` from the beginning until `want` records or `timeout`.
@@ -90,6 +76,31 @@ impl Broker {
         timeout: Duration,
     ) -> Vec<Record> {
         read_topic(&self.addr, topic, partitions, want, timeout)
+    }
+}
+
+/// A producer for test input on the broker at `addr`.
+pub fn producer_for(addr: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("linger.ms", "1")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer")
+}
+
+/// Sends each line keyed by its product id (as `recall-radar produce` does), in order.
+pub async fn send_keyed(producer: &FutureProducer, topic: &str, lines: &[String]) {
+    for line in lines {
+        let key = recall_radar::kafka::produce::product_key(line.as_bytes());
+        let mut record = FutureRecord::to(topic).payload(line.as_bytes());
+        if let Some(k) = key.as_deref() {
+            record = record.key(k.as_bytes());
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .expect("test record delivered");
     }
 }
 

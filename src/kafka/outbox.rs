@@ -1,0 +1,214 @@
+//! Everything the daemon writes to Kafka goes through the outbox, which makes input offsets,
+//! alerts, dead letters and checkpoints visible together.
+//!
+//! - Exactly-once: what one commit interval sends and the input offsets it consumed form one
+//!   transaction (offsets sent to the transaction with the consumer's group metadata), so a
+//!   read_committed reader sees each alert once, whatever crashes: an aborted or unfinished
+//!   transaction's alerts are never seen and its input is consumed again.
+//! - At-least-once: sends are acknowledged first, then the offsets are committed, then the
+//!   checkpoints written. A crash in between repeats alerts, with the same ids.
+//!
+//! librdkafka's transaction calls block; they run on the blocking thread pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::checkpoint::Checkpoint;
+use super::client::Context;
+use super::publish::enqueue;
+use crate::config::Delivery;
+
+/// How long one blocking Kafka call (init, send offsets, commit, abort) may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub type TopicPartition = (String, i32);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Nothing sent since the last commit is visible, and the offsets did not move: the
+    /// partitions' state is ahead of Kafka and must be rebuilt.
+    #[error("the transaction was aborted: {0}")]
+    Aborted(KafkaError),
+    /// At-least-once: the offsets were not committed (a rebalance took the partitions, the
+    /// broker is away); everything sent is acknowledged, the next commit tries again.
+    #[error("offsets not committed: {0}")]
+    NotCommitted(KafkaError),
+    /// The producer cannot go on (fenced by another instance with the same transactional id,
+    /// or a fatal broker error).
+    #[error("cannot commit: {0}")]
+    Fatal(KafkaError),
+}
+
+pub struct Outbox {
+    delivery: Delivery,
+    producer: FutureProducer<Context>,
+    consumer: Arc<StreamConsumer<Context>>,
+    checkpoint_topic: String,
+    in_transaction: bool,
+    /// At-least-once: sends not yet known to be acknowledged.
+    unacknowledged: Vec<DeliveryFuture>,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, KafkaError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+}
+
+impl Outbox {
+    /// With exactly-once delivery, registers the transactional id, which aborts whatever a
+    /// previous run with the same id left open.
+    pub async fn new(
+        delivery: Delivery,
+        producer: FutureProducer<Context>,
+        consumer: Arc<StreamConsumer<Context>>,
+        checkpoint_topic: String,
+    ) -> Result<Outbox, KafkaError> {
+        if delivery == Delivery::ExactlyOnce {
+            let p = producer.clone();
+            blocking(move || p.init_transactions(CALL_TIMEOUT)).await?;
+        }
+        Ok(Outbox {
+            delivery,
+            producer,
+            consumer,
+            checkpoint_topic,
+            in_transaction: false,
+            unacknowledged: Vec::new(),
+        })
+    }
+
+    pub async fn send(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<(), KafkaError> {
+        if self.delivery == Delivery::ExactlyOnce && !self.in_transaction {
+            self.producer.begin_transaction()?;
+            self.in_transaction = true;
+        }
+        let delivery = enqueue(&self.producer, topic, key, payload, headers).await?;
+        if self.delivery == Delivery::AtLeastOnce {
+            self.unacknowledged.push(delivery);
+        }
+        Ok(())
+    }
+
+    /// Makes everything sent since the last commit visible together with `offsets` (the next
+    /// offset to consume per partition) and `checkpoints`.
+    pub async fn commit(
+        &mut self,
+        offsets: &[(TopicPartition, i64)],
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CommitError> {
+        match self.delivery {
+            Delivery::ExactlyOnce => self.commit_transaction(offsets, checkpoints).await,
+            Delivery::AtLeastOnce => self.commit_acknowledged(offsets, checkpoints).await,
+        }
+    }
+
+    async fn send_checkpoints(&mut self, checkpoints: &[Checkpoint]) -> Result<(), KafkaError> {
+        for c in checkpoints {
+            let json = serde_json::to_vec(c).expect("a checkpoint serializes");
+            let topic = self.checkpoint_topic.clone();
+            let key = c.key();
+            self.send(&topic, Some(key.as_bytes()), &json, OwnedHeaders::new())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn commit_transaction(
+        &mut self,
+        offsets: &[(TopicPartition, i64)],
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CommitError> {
+        if offsets.is_empty() && checkpoints.is_empty() && !self.in_transaction {
+            return Ok(());
+        }
+        let result = async {
+            self.send_checkpoints(checkpoints).await?;
+            if !self.in_transaction {
+                self.producer.begin_transaction()?;
+                self.in_transaction = true;
+            }
+            if !offsets.is_empty() {
+                let tpl = offset_list(offsets)?;
+                let group = self.consumer.group_metadata().ok_or(KafkaError::Canceled)?;
+                let p = self.producer.clone();
+                blocking(move || p.send_offsets_to_transaction(&tpl, &group, CALL_TIMEOUT)).await?;
+            }
+            let p = self.producer.clone();
+            blocking(move || p.commit_transaction(CALL_TIMEOUT)).await
+        }
+        .await;
+        let Err(error) = result else {
+            self.in_transaction = false;
+            return Ok(());
+        };
+        let fatal = matches!(&error, KafkaError::Transaction(e) if e.is_fatal());
+        if fatal {
+            return Err(CommitError::Fatal(error));
+        }
+        tracing::warn!(%error, "Commit failed; aborting the transaction.");
+        let p = self.producer.clone();
+        match blocking(move || p.abort_transaction(CALL_TIMEOUT)).await {
+            Ok(()) => {
+                self.in_transaction = false;
+                Err(CommitError::Aborted(error))
+            }
+            Err(abort) => Err(CommitError::Fatal(abort)),
+        }
+    }
+
+    async fn commit_acknowledged(
+        &mut self,
+        offsets: &[(TopicPartition, i64)],
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CommitError> {
+        for delivery in self.unacknowledged.drain(..) {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(CommitError::Fatal(e)),
+                Err(_) => return Err(CommitError::Fatal(KafkaError::Canceled)),
+            }
+        }
+        if !offsets.is_empty() {
+            let tpl = offset_list(offsets).map_err(CommitError::Fatal)?;
+            let consumer = self.consumer.clone();
+            // A failed commit (a rebalance took the partitions) only means their new owner
+            // consumes again from the previous commit: at least once still holds.
+            blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+                .await
+                .map_err(CommitError::NotCommitted)?;
+        }
+        // After the commit: a checkpoint must not be newer than the committed offset.
+        self.send_checkpoints(checkpoints)
+            .await
+            .map_err(CommitError::Fatal)
+    }
+
+    /// Waits until every send is acknowledged (shutdown).
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let p = self.producer.clone();
+        blocking(move || p.flush(timeout)).await
+    }
+}
+
+fn offset_list(offsets: &[(TopicPartition, i64)]) -> Result<TopicPartitionList, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), next) in offsets {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+    }
+    Ok(tpl)
+}

@@ -1,0 +1,326 @@
+//! The repartitioner (`[kafka] repartition = true`): window state lives per partition, so every
+//! report of a product must reach the same partition. Input that is not keyed by product_id is
+//! re-published, payload and headers unchanged, to an internal topic keyed by product_id, and
+//! detection consumes that topic instead of the input.
+//!
+//! It has its own consumer group (`<group_id>-repartition`) and transactional id
+//! (`<transactional_id>-repartition`), and sends through the same outbox as the daemon: with
+//! exactly-once delivery a record reaches the internal topic once, committed together with the
+//! input offset it came from. A record without a product id is sent unkeyed; the detector
+//! dead-letters it with the reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::client::{consumer_config, describe, producer_config, ConsumerEvent, Context};
+use super::outbox::{CommitError, Outbox, TopicPartition};
+use super::produce::product_key;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+
+/// How long rewinding to the committed offsets (lookup, then seek) may take.
+const REWIND_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepartitionError {
+    #[error("repartition is off: kafka.repartition_topic is not set")]
+    NotConfigured,
+    #[error("cannot create the repartitioner's Kafka {role}: {source}")]
+    Client {
+        role: &'static str,
+        source: KafkaError,
+    },
+    #[error("the repartitioner cannot subscribe to {topics:?}: {source}")]
+    Subscribe {
+        topics: Vec<String>,
+        source: KafkaError,
+    },
+    #[error("a record could not be sent to the repartition topic {topic}: {source}")]
+    Send { topic: String, source: KafkaError },
+    #[error("repartitioner: {0}")]
+    Commit(#[from] CommitError),
+    #[error("cannot rewind to the committed offsets after an aborted transaction: {0}")]
+    Rewind(KafkaError),
+    #[error("the repartitioner did not finish within the grace period; what was not committed is re-published")]
+    GraceExpired,
+}
+
+/// What a run did, for its last log line and for tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepartitionSummary {
+    /// Records sent to the repartition topic (again, after an aborted transaction).
+    pub messages: u64,
+    /// Of those, records without a product id, sent unkeyed.
+    pub unkeyed: u64,
+}
+
+struct Repartitioner {
+    config: Config,
+    metrics: Arc<Metrics>,
+    topic: String,
+    consumer: Arc<StreamConsumer<Context>>,
+    outbox: Outbox,
+    assigned: Vec<TopicPartition>,
+    /// The next offset to consume per partition, consumed since the last commit.
+    pending: HashMap<TopicPartition, i64>,
+    summary: RepartitionSummary,
+}
+
+/// Runs until `shutdown` fires, then commits within the grace period.
+pub async fn run(
+    config: Config,
+    metrics: Arc<Metrics>,
+    mut shutdown: Shutdown,
+) -> Result<RepartitionSummary, RepartitionError> {
+    let topic = config
+        .kafka
+        .repartition_topic
+        .clone()
+        .ok_or(RepartitionError::NotConfigured)?;
+    let mut consumer_kafka = config.kafka.clone();
+    consumer_kafka.group_id = format!("{}-repartition", config.kafka.group_id);
+    let mut producer_kafka = config.kafka.clone();
+    producer_kafka.transactional_id = format!("{}-repartition", config.kafka.transactional_id);
+    let consumer_cfg = consumer_config(&consumer_kafka);
+    let producer_cfg = producer_config(&producer_kafka);
+    tracing::info!(config = %describe(&consumer_cfg), "Creating the repartition consumer.");
+    tracing::info!(config = %describe(&producer_cfg), "Creating the repartition producer.");
+    let (events_tx, mut consumer_events) = mpsc::unbounded_channel();
+    let consumer: StreamConsumer<Context> = consumer_cfg
+        .create_with_context(Context::new(
+            "repartition consumer",
+            metrics.clone(),
+            Some(events_tx),
+        ))
+        .map_err(|source| RepartitionError::Client {
+            role: "consumer",
+            source,
+        })?;
+    let producer: FutureProducer<Context> = producer_cfg
+        .create_with_context(Context::new("repartition producer", metrics.clone(), None))
+        .map_err(|source| RepartitionError::Client {
+            role: "producer",
+            source,
+        })?;
+    let consumer = Arc::new(consumer);
+    // No checkpoints are ever passed to the outbox; the topic is only there to fill the slot.
+    let outbox = Outbox::new(
+        config.kafka.delivery,
+        producer,
+        consumer.clone(),
+        config.kafka.checkpoint_topic.clone(),
+    )
+    .await
+    .map_err(|source| RepartitionError::Client {
+        role: "transactional producer",
+        source,
+    })?;
+    let inputs: Vec<&str> = config
+        .kafka
+        .input_topics
+        .iter()
+        .map(String::as_str)
+        .collect();
+    consumer
+        .subscribe(&inputs)
+        .map_err(|source| RepartitionError::Subscribe {
+            topics: config.kafka.input_topics.clone(),
+            source,
+        })?;
+    tracing::info!(
+        inputs = ?inputs,
+        topic = %topic,
+        group = %consumer_kafka.group_id,
+        transactional_id = %producer_kafka.transactional_id,
+        delivery = ?config.kafka.delivery,
+        "Repartitioner subscribed; waiting for partitions."
+    );
+    let mut commit = tokio::time::interval(config.daemon.commit_interval.as_std());
+    commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut r = Repartitioner {
+        config,
+        metrics,
+        topic,
+        consumer: consumer.clone(),
+        outbox,
+        assigned: Vec::new(),
+        pending: HashMap::new(),
+        summary: RepartitionSummary::default(),
+    };
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.wait() => break,
+            Some(event) = consumer_events.recv() => r.consumer_event(event).await?,
+            _ = commit.tick() => r.commit().await?,
+            message = consumer.recv() => match message {
+                Ok(m) => r.forward(&m).await?,
+                Err(KafkaError::PartitionEOF(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "Repartition consume error; retrying."),
+            },
+        }
+    }
+    r.drain().await
+}
+
+impl Repartitioner {
+    /// Sends one input record to the repartition topic, keyed by its product id.
+    async fn forward(&mut self, m: &BorrowedMessage<'_>) -> Result<(), RepartitionError> {
+        let payload = m.payload().unwrap_or_default();
+        let key = product_key(payload);
+        let headers = m.headers().map_or_else(OwnedHeaders::new, |h| h.detach());
+        if key.is_none() {
+            self.summary.unkeyed += 1;
+            tracing::debug!(
+                topic = m.topic(),
+                partition = m.partition(),
+                offset = m.offset(),
+                "No product id; re-publishing unkeyed."
+            );
+        }
+        let topic = self.topic.clone();
+        self.outbox
+            .send(&topic, key.as_deref().map(str::as_bytes), payload, headers)
+            .await
+            .map_err(|source| RepartitionError::Send { topic, source })?;
+        self.summary.messages += 1;
+        self.pending
+            .insert((m.topic().to_owned(), m.partition()), m.offset() + 1);
+        Ok(())
+    }
+
+    /// Commits the offsets consumed since the last commit with what was sent for them.
+    async fn commit(&mut self) -> Result<(), RepartitionError> {
+        let offsets: Vec<(TopicPartition, i64)> = self
+            .pending
+            .iter()
+            .map(|(tp, next)| (tp.clone(), *next))
+            .collect();
+        match self.outbox.commit(&offsets, &[]).await {
+            Ok(()) => {
+                self.pending.clear();
+                Ok(())
+            }
+            Err(CommitError::NotCommitted(error)) => {
+                tracing::warn!(%error, "Repartition offsets not committed; retrying at the next commit.");
+                Ok(())
+            }
+            Err(CommitError::Aborted(error)) => {
+                tracing::warn!(%error, "Repartition transaction aborted; going back to the committed offsets.");
+                self.pending.clear();
+                self.rewind().await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Seeks every assigned partition back to its committed offset: nothing of the aborted
+    /// transaction is visible, so all of it is consumed and sent again.
+    async fn rewind(&mut self) -> Result<(), RepartitionError> {
+        if self.assigned.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in &self.assigned {
+            tpl.add_partition(topic, *partition);
+        }
+        let consumer = self.consumer.clone();
+        let failed = tokio::task::spawn_blocking(move || {
+            let committed = consumer.committed_offsets(tpl, REWIND_TIMEOUT)?;
+            let mut to = TopicPartitionList::new();
+            for e in committed.elements() {
+                // Never committed: from the beginning, as auto.offset.reset = earliest would.
+                let offset = match e.offset() {
+                    Offset::Offset(n) => Offset::Offset(n),
+                    _ => Offset::Beginning,
+                };
+                to.add_partition_offset(e.topic(), e.partition(), offset)?;
+            }
+            let sought = consumer.seek_partitions(to, REWIND_TIMEOUT)?;
+            // A partition revoked meanwhile is its new owner's to consume from the commit.
+            let owned = consumer.assignment()?;
+            let failed: Vec<(String, i32, KafkaError)> = sought
+                .elements()
+                .iter()
+                .filter_map(|e| {
+                    let error = e.error().err()?;
+                    owned
+                        .find_partition(e.topic(), e.partition())
+                        .map(|_| (e.topic().to_owned(), e.partition(), error))
+                })
+                .collect();
+            Ok::<_, KafkaError>(failed)
+        })
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+        .map_err(RepartitionError::Rewind)?;
+        if let Some((topic, partition, error)) = failed.into_iter().next() {
+            tracing::error!(%topic, partition, %error, "Seek failed; records after the commit would be skipped.");
+            return Err(RepartitionError::Rewind(error));
+        }
+        tracing::info!(partitions = ?self.assigned, "Rewound to the committed offsets.");
+        Ok(())
+    }
+
+    async fn consumer_event(&mut self, event: ConsumerEvent) -> Result<(), RepartitionError> {
+        match event {
+            ConsumerEvent::Assigned(tps) => {
+                tracing::info!(partitions = ?tps, "Repartition partitions assigned.");
+                for tp in tps {
+                    if !self.assigned.contains(&tp) {
+                        self.assigned.push(tp);
+                    }
+                }
+            }
+            ConsumerEvent::Revoked(tps) => {
+                tracing::info!(partitions = ?tps, "Repartition partitions revoked.");
+                self.assigned.retain(|tp| !tps.contains(tp));
+                // Hand over what was sent before letting go.
+                self.commit().await?;
+                for tp in &tps {
+                    self.pending.remove(tp);
+                    self.metrics.forget_consumer_lag(&tp.0, tp.1);
+                }
+            }
+            ConsumerEvent::RebalanceFailed(e) => {
+                tracing::warn!(error = %e, "Repartition rebalance failed.")
+            }
+            ConsumerEvent::EndOfPartition(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Stops fetching, commits and flushes within the grace period.
+    async fn drain(mut self) -> Result<RepartitionSummary, RepartitionError> {
+        let grace = self.config.daemon.grace_period.as_std();
+        tracing::info!(grace = ?grace, "Repartitioner draining.");
+        let done = tokio::time::timeout(grace, async {
+            self.commit().await?;
+            if let Err(e) = self.outbox.flush(grace).await {
+                tracing::warn!(error = %e, "Repartition producer flush incomplete.");
+            }
+            Ok::<(), RepartitionError>(())
+        })
+        .await;
+        match done {
+            Err(_) => return Err(RepartitionError::GraceExpired),
+            Ok(result) => result?,
+        }
+        self.consumer.unsubscribe();
+        tracing::info!(
+            messages = self.summary.messages,
+            unkeyed = self.summary.unkeyed,
+            "Repartitioner stopped cleanly."
+        );
+        Ok(self.summary)
+    }
+}
