@@ -12,8 +12,10 @@
 //! - [`engine`]: keys, event-time watermark, episodes; events in, [`alert::Alert`]s out.
 //! - [`alert`]: the alert format and its deterministic ids.
 //! - [`replay`] and [`backtest`]: the engine over JSON-lines files, and scoring against recalls.
-//! - [`kafka`]: the daemon: consumer group in, one engine per partition, alerts and dead
-//!   letters out, offsets stored only after delivery.
+//! - [`kafka`]: the daemon: consumer group in (cooperative-sticky), one engine per partition,
+//!   alerts and dead letters out through the outbox (one transaction per commit, or offsets
+//!   after acknowledgement); a partition that arrives is rebuilt from its checkpoint by replay
+//!   (`checkpoint`, `restore`, `rebuild`); `repartition` re-keys unkeyed input by product.
 //! - [`admin`]: the HTTP server for metrics, health and live signals.
 //! - [`demo`]: the daemon on an embedded broker with a synthetic load, for a first look.
 //! - [`generate`]: a synthetic contact-center stream with known bursts, for demo, tests, benches.

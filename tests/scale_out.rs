@@ -90,9 +90,10 @@ fn events(n: usize, rng: &mut Rng) -> Vec<String> {
         .collect()
 }
 
-fn config_file(dir: &Path) -> PathBuf {
+fn config_file(dir: &Path, delivery: &str) -> PathBuf {
     let path = dir.join("recall-radar.toml");
-    std::fs::write(&path, CONFIG).unwrap();
+    let text = format!("{CONFIG}[kafka]\ndelivery = \"{delivery}\"\n");
+    std::fs::write(&path, text).unwrap();
     path
 }
 
@@ -171,6 +172,41 @@ fn assert_exactly_once(broker: &Broker, expected: &BTreeMap<String, serde_json::
     );
     for (id, want) in expected {
         assert_eq!(&alerts[id], want, "alert {id} differs");
+    }
+}
+
+/// At least once: every expected alert is there, none unexpected; a repeat is the same alert.
+fn assert_at_least_once(broker: &Broker, expected: &BTreeMap<String, serde_json::Value>) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let records = read_committed(
+            &broker.addr,
+            ALERTS,
+            ALERT_PARTITIONS,
+            Duration::from_secs(30),
+        );
+        let mut seen: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        for r in &records {
+            let json: serde_json::Value =
+                serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            let id = json["alert_id"].as_str().unwrap().to_owned();
+            if let Some(before) = seen.insert(id.clone(), json.clone()) {
+                assert_eq!(before, json, "a repeat of {id} differs");
+            }
+        }
+        if seen.len() >= expected.len() || Instant::now() > deadline {
+            assert_eq!(
+                seen.keys().collect::<Vec<_>>(),
+                expected.keys().collect::<Vec<_>>(),
+                "alert ids"
+            );
+            for (id, want) in expected {
+                assert_eq!(&seen[id], want, "alert {id} differs");
+            }
+            eprintln!("{} records, {} distinct alerts", records.len(), seen.len());
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -288,7 +324,7 @@ fn three_instances_killed_added_and_removed_publish_each_alert_exactly_once() {
     let broker = Broker::start();
     topics(&broker);
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(dir.path());
+    let config = config_file(dir.path(), "exactly-once");
     let lines = events(2_400, &mut rng);
     let mut instances: Vec<Instance> = ["a", "b", "c"]
         .iter()
@@ -347,11 +383,21 @@ fn three_instances_killed_added_and_removed_publish_each_alert_exactly_once() {
 
 #[test]
 fn a_killed_and_restarted_instance_escalates_windows_that_straddle_the_crash() {
+    straddle_a_crash("exactly-once");
+}
+
+/// The fallback for brokers without transactions: the same crash repeats alerts, never loses one.
+#[test]
+fn at_least_once_repeats_identical_alerts_and_loses_none_across_a_crash() {
+    straddle_a_crash("at-least-once");
+}
+
+fn straddle_a_crash(delivery: &str) {
     let mut rng = Rng(seed());
     let broker = Broker::start();
     topics(&broker);
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(dir.path());
+    let config = config_file(dir.path(), delivery);
     // A key that the crash cuts in two: one report before, two after. Its product has other
     // traffic, so its partition's watermark moves on.
     let at = |i: i64| rfc3339(BASE + i * 180);
@@ -393,7 +439,11 @@ fn a_killed_and_restarted_instance_escalates_windows_that_straddle_the_crash() {
     producer.join().unwrap();
 
     let expected = expected_alerts(&broker, &config);
-    assert_exactly_once(&broker, &expected);
+    if delivery == "exactly-once" {
+        assert_exactly_once(&broker, &expected);
+    } else {
+        assert_at_least_once(&broker, &expected);
+    }
     let (alerts, _) = published(&broker);
     let problem = alerts
         .values()

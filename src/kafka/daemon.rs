@@ -21,27 +21,24 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use tokio::sync::mpsc;
 
-use super::checkpoint::{self, Checkpoint};
+use super::checkpoint::Checkpoint;
 use super::client::{consumer_config, describe, producer_config, ConsumerEvent, Context};
 use super::live::LiveWindows;
 use super::outbox::{CommitError, Outbox, TopicPartition};
 use super::partition::PartitionState;
 use super::publish::{alert_headers, dead_letter_headers, Origin};
-use super::rebuild::{rebuild, Plan};
+use super::restore::{self, RestoreError};
 use crate::alert::{Alert, Status};
 use crate::config::Config;
-use crate::engine::{Engine, Ingest};
+use crate::engine::Ingest;
 use crate::event::decode;
 use crate::metrics::{Health, Metrics};
 use crate::policy::Policy;
 use crate::shutdown::Shutdown;
 use crate::time::Timestamp;
-
-/// How long fetching committed offsets or reading the checkpoint topic may take.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -59,12 +56,8 @@ pub enum DaemonError {
     Delivery(KafkaError),
     #[error(transparent)]
     Commit(#[from] CommitError),
-    #[error("cannot rebuild partition {topic}/{partition}: {source}")]
-    Rebuild {
-        topic: String,
-        partition: i32,
-        source: KafkaError,
-    },
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
     #[error(
         "shutdown did not finish within the grace period; what was not committed is consumed again"
     )]
@@ -89,16 +82,6 @@ pub struct RunSummary {
     pub alerts: u64,
     /// Messages replayed to rebuild partitions.
     pub replayed: u64,
-}
-
-/// Maps a Kafka error while restoring `tp` to the daemon's error.
-fn fail(tp: &TopicPartition) -> impl FnOnce(KafkaError) -> DaemonError {
-    let (topic, partition) = tp.clone();
-    move |source| DaemonError::Rebuild {
-        topic,
-        partition,
-        source,
-    }
 }
 
 /// What was sent since the last commit, reported once it is committed.
@@ -403,7 +386,7 @@ impl Daemon {
             // Going on from a later position would skip input the rebuilt state never saw.
             self.consumer
                 .seek(&tp.0, tp.1, offset, Duration::from_secs(10))
-                .map_err(fail(tp))?;
+                .map_err(|source| RestoreError::new(tp, source))?;
         }
         Ok(())
     }
@@ -414,65 +397,10 @@ impl Daemon {
             .into_iter()
             .filter(|tp| !self.partitions.contains_key(tp))
             .collect();
-        if tps.is_empty() {
-            return Ok(());
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition) in &tps {
-            tpl.add_partition(topic, *partition);
-        }
-        let consumer = self.consumer.clone();
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.committed_offsets(tpl, LOOKUP_TIMEOUT))
-                .await
-                .unwrap_or(Err(KafkaError::Canceled))
-                .map_err(fail(&tps[0]))?;
-        let kafka = self.config.kafka.clone();
-        let wanted = tps.clone();
-        let history =
-            tokio::task::spawn_blocking(move || checkpoint::load(&kafka, &wanted, LOOKUP_TIMEOUT))
-                .await
-                .unwrap_or(Err(KafkaError::Canceled))
-                .map_err(fail(&tps[0]))?;
-        for tp in tps {
-            let at = committed
-                .find_partition(&tp.0, tp.1)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(n) => Some(n),
-                    _ => None,
-                });
-            let chosen = at.and_then(|n| {
-                history
-                    .get(&tp)
-                    .and_then(|h| checkpoint::choose(h, n))
-                    .cloned()
-            });
-            let engine = match Plan::new(&tp.0, tp.1, at, chosen.as_ref()) {
-                None => Engine::with_policy(self.policy.clone()),
-                Some(plan) => {
-                    let kafka = self.config.kafka.clone();
-                    let policy = self.policy.clone();
-                    let (engine, done) =
-                        tokio::task::spawn_blocking(move || rebuild(&kafka, policy, &plan))
-                            .await
-                            .unwrap_or(Err(KafkaError::Canceled))
-                            .map_err(fail(&tp))?;
-                    tracing::info!(
-                        topic = %tp.0,
-                        partition = tp.1,
-                        from = ?chosen.as_ref().and_then(|c| c.replay_from),
-                        committed = ?at,
-                        replayed = done.messages,
-                        seconds = done.seconds,
-                        live_keys = engine.live_keys(),
-                        "Partition rebuilt."
-                    );
-                    self.summary.replayed += done.messages;
-                    engine
-                }
-            };
-            let mut state = PartitionState::new(engine, at, Instant::now());
-            state.checkpointed = chosen.map(|c| c.next_offset);
+        let restored =
+            restore::restore(&self.consumer, &self.config.kafka, &self.policy, tps).await?;
+        for (tp, state, replayed) in restored {
+            self.summary.replayed += replayed;
             self.services
                 .live
                 .insert(&tp.0, tp.1, state.engine.keys().clone());

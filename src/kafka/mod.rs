@@ -10,3 +10,4 @@ pub mod produce;
 pub mod publish;
 pub mod rebuild;
 pub mod repartition;
+pub mod restore;
