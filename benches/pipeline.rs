@@ -22,6 +22,9 @@
 //! 4. **memory**: in a fresh child process each, VmRSS of an `Engine` holding N live keys (one
 //!    report each, generator-shaped events), and a flood of unique keys against `max_keys`.
 
+#[path = "support/broker.rs"]
+mod broker;
+use broker::{target_dir, Broker};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -266,14 +269,6 @@ fn src_fingerprint() -> String {
         all.extend_from_slice(&std::fs::read(f).unwrap_or_default());
     }
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&all))
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
-        Some(d) => Path::new(REPO).join(d),
-        None => Path::new(REPO).join("target"),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -650,60 +645,6 @@ fn bench_engine(args: &Args) -> Result<Vec<Row>, String> {
 
 // ---------------------------------------------------------------------------------------------
 // tansu
-
-/// A tansu broker on a free loopback port, stopped on drop (as tests/broker/mod.rs does it).
-struct Broker {
-    addr: String,
-    state: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Result<Broker, String> {
-        let state = tempfile::Builder::new()
-            .prefix("bench-tansu-")
-            .tempdir_in(target_dir())
-            .map_err(|e| format!("temp dir: {e}"))?;
-        let out = Command::new("bash")
-            .arg(Path::new(REPO).join("scripts/start-tansu.sh"))
-            .arg(state.path())
-            .output()
-            .map_err(|e| format!("cannot run scripts/start-tansu.sh: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "tansu did not start: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Ok(Broker { addr, state })
-    }
-
-    fn create_topic(&self, name: &str, partitions: u32) -> Result<(), String> {
-        let out = Command::new(Path::new(REPO).join(".tools/bin/tansu"))
-            .args(["topic", "create", "--broker"])
-            .arg(format!("tcp://{}", self.addr))
-            .args(["--partitions", &partitions.to_string(), name])
-            .env_remove("RUST_LOG")
-            .output()
-            .map_err(|e| format!("cannot run tansu topic create: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "cannot create topic {name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(Path::new(REPO).join("scripts/stop-tansu.sh"))
-            .arg(self.state.path())
-            .output();
-    }
-}
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()

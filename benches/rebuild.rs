@@ -22,9 +22,11 @@
 //! Without `--bench` (`cargo test --all-targets` runs bench targets that way) it is a smoke test:
 //! N = 2,000, one run, failing on any mismatch.
 
+#[path = "support/broker.rs"]
+mod broker;
+use broker::Broker;
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -46,8 +48,6 @@ use recall_radar::kafka::checkpoint::reader_config;
 use recall_radar::kafka::rebuild::{rebuild, Plan};
 use recall_radar::policy::Policy;
 use recall_radar::time::{write_rfc3339, Timestamp, MICROS_PER_SECOND};
-
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 const USAGE: &str = "\
 usage: bash scripts/bench-rebuild.sh [OPTIONS]
@@ -129,70 +129,6 @@ impl Args {
 
 // ---------------------------------------------------------------------------------------------
 // tansu
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
-        Some(d) => Path::new(REPO).join(d),
-        None => Path::new(REPO).join("target"),
-    }
-}
-
-/// A tansu broker on a free loopback port, stopped on drop (as tests/broker/mod.rs does it).
-struct Broker {
-    addr: String,
-    state: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Result<Broker, String> {
-        let dir = target_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let state = tempfile::Builder::new()
-            .prefix("bench-rebuild-tansu-")
-            .tempdir_in(&dir)
-            .map_err(|e| format!("temp dir: {e}"))?;
-        let out = Command::new("bash")
-            .arg(Path::new(REPO).join("scripts/start-tansu.sh"))
-            .arg(state.path())
-            .output()
-            .map_err(|e| format!("cannot run scripts/start-tansu.sh: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "tansu did not start: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Ok(Broker { addr, state })
-    }
-
-    fn create_topic(&self, name: &str, partitions: u32) -> Result<(), String> {
-        let out = Command::new(Path::new(REPO).join(".tools/bin/tansu"))
-            .args(["topic", "create", "--broker"])
-            .arg(format!("tcp://{}", self.addr))
-            .args(["--partitions", &partitions.to_string(), name])
-            .env_remove("RUST_LOG")
-            .output()
-            .map_err(|e| format!("cannot run tansu topic create: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "cannot create topic {name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(Path::new(REPO).join("scripts/stop-tansu.sh"))
-            .arg(self.state.path())
-            .output();
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // the events
