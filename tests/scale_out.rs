@@ -36,8 +36,8 @@ allowed_lateness = "10m"
 "heartbeat.interval.ms" = "500"
 [daemon]
 idle_tick = "0s"
-commit_interval = "100ms"
-checkpoint_interval = "1s"
+commit_interval = "{commit}"
+checkpoint_interval = "{commit}"
 grace_period = "20s"
 [admin]
 addr = ""
@@ -91,8 +91,13 @@ fn events(n: usize, rng: &mut Rng) -> Vec<String> {
 }
 
 fn config_file(dir: &Path, delivery: &str) -> PathBuf {
+    config_committing_every(dir, delivery, "1s")
+}
+
+fn config_committing_every(dir: &Path, delivery: &str, commit: &str) -> PathBuf {
     let path = dir.join("recall-radar.toml");
-    let text = format!("{CONFIG}[kafka]\ndelivery = \"{delivery}\"\n");
+    let text =
+        CONFIG.replace("{commit}", commit) + &format!("[kafka]\ndelivery = \"{delivery}\"\n");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -462,4 +467,54 @@ fn straddle_a_crash(delivery: &str) {
         "the restart rebuilt windows: {log}"
     );
     instance.stop();
+}
+
+/// Periodic commits off (1h): the only commit before a rebalance takes partitions away is the
+/// one the revocation makes, and the new owner must start exactly there. At least once shows a
+/// lapse directly: the new owner would publish the same alerts again.
+#[test]
+fn a_revoked_partition_is_handed_over_with_what_was_consumed() {
+    let mut rng = Rng(seed());
+    let broker = Broker::start();
+    topics(&broker);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_committing_every(dir.path(), "at-least-once", "1h");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(broker.produce_lines(INPUT, &events(600, &mut rng)));
+    let expected = expected_alerts(&broker, &config);
+    let mut first = Instance::start("first", &broker, &config, dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while published(&broker).0.len() < expected.len() {
+        assert!(
+            Instant::now() < deadline,
+            "the first instance did not publish everything"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // A second member: cooperative-sticky moves some partitions, and only those.
+    let mut second = Instance::start("second", &broker, &config, dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(&second.log).unwrap_or_default();
+        if log.contains("Partition rebuilt") || log.contains("Partitions assigned") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second instance got no partition:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Give the second instance time to (wrongly) consume again, then check.
+    std::thread::sleep(Duration::from_secs(3));
+    let first_log = std::fs::read_to_string(&first.log).unwrap();
+    assert!(first_log.contains("Partitions revoked"), "{first_log}");
+    assert_at_least_once(&broker, &expected);
+    let (_, repeated) = published(&broker);
+    assert!(
+        repeated.is_empty(),
+        "the new owner published again: {repeated:?}"
+    );
+    second.stop();
+    first.stop();
 }

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::TopicPartitionList;
 use tokio::sync::mpsc;
 
 use crate::config::{is_secret, Delivery, KafkaConfig};
@@ -21,7 +23,13 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsumerEvent {
     Assigned(Vec<(String, i32)>),
+    /// Partitions being taken away. The rebalance waits: the loop commits what it consumed from
+    /// them, drops them, then calls [`finish_revocation`], so their next owner starts from that
+    /// commit.
     Revoked(Vec<(String, i32)>),
+    /// Partitions lost without a revocation (the group moved on, e.g. after a session timeout):
+    /// whatever was not committed for them is their next owner's to redo.
+    Lost(Vec<(String, i32)>),
     RebalanceFailed(String),
     /// The fetcher reached the end of this partition number (of some input topic).
     EndOfPartition(i32),
@@ -33,6 +41,8 @@ pub struct Context {
     metrics: Arc<Metrics>,
     events: Option<mpsc::UnboundedSender<ConsumerEvent>>,
     brokers_down: AtomicBool,
+    /// The loop is shutting down: revocations are finished in the callback, not deferred.
+    closing: AtomicBool,
 }
 
 impl Context {
@@ -46,14 +56,20 @@ impl Context {
             metrics,
             events,
             brokers_down: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
         }
     }
 
-    fn signal(&self, event: ConsumerEvent) {
-        if let Some(tx) = &self.events {
-            // The loop has gone only when shutting down; nothing to tell then.
-            let _ = tx.send(event);
-        }
+    /// Whether the loop got `event` (it has gone only when shutting down).
+    fn signal(&self, event: ConsumerEvent) -> bool {
+        self.events
+            .as_ref()
+            .is_some_and(|tx| tx.send(event).is_ok())
+    }
+
+    /// From now on revocations complete at once: the loop no longer commits before them.
+    pub fn closing(&self) {
+        self.closing.store(true, Ordering::Relaxed);
     }
 
     /// A request succeeded: if the brokers were down, say once that they are back.
@@ -120,34 +136,75 @@ impl ClientContext for Context {
     }
 }
 
-fn partitions(rebalance: &Rebalance<'_>) -> Option<Vec<(String, i32)>> {
-    let tpl = match rebalance {
-        Rebalance::Assign(tpl) | Rebalance::Revoke(tpl) => tpl,
-        Rebalance::Error(_) => return None,
-    };
-    Some(
-        tpl.elements()
-            .iter()
-            .map(|e| (e.topic().to_owned(), e.partition()))
-            .collect(),
-    )
+fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+/// Gives up revoked partitions (incrementally with the cooperative protocol), which lets the
+/// rebalance go on.
+pub fn finish_revocation<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    revoked: &[(String, i32)],
+) -> KafkaResult<()> {
+    match consumer.rebalance_protocol() {
+        RebalanceProtocol::Cooperative => {
+            let mut tpl = TopicPartitionList::new();
+            for (topic, partition) in revoked {
+                tpl.add_partition(topic, *partition);
+            }
+            consumer.incremental_unassign(&tpl)
+        }
+        _ => consumer.unassign(),
+    }
 }
 
 impl ConsumerContext for Context {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let event = match (rebalance, partitions(rebalance)) {
-            (Rebalance::Assign(_), Some(p)) => {
+    /// Assignments take effect at once. A revocation is deferred to the loop, which commits
+    /// before giving the partitions up (librdkafka waits for that call); lost partitions, errors
+    /// and shutdown are handled here.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let tps = partitions(tpl);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.metrics.rebalances.with_label_values(&["assign"]).inc();
-                ConsumerEvent::Assigned(p)
+                let r = match consumer.rebalance_protocol() {
+                    RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
+                    _ => consumer.assign(tpl),
+                };
+                self.signal(ConsumerEvent::Assigned(tps));
+                r
             }
-            (Rebalance::Revoke(_), Some(p)) => {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.metrics.rebalances.with_label_values(&["revoke"]).inc();
-                ConsumerEvent::Revoked(p)
+                if consumer.assignment_lost() {
+                    let r = finish_revocation(consumer, &tps);
+                    self.signal(ConsumerEvent::Lost(tps));
+                    r
+                } else if !self.closing.load(Ordering::Relaxed)
+                    && self.signal(ConsumerEvent::Revoked(tps.clone()))
+                {
+                    return;
+                } else {
+                    finish_revocation(consumer, &tps)
+                }
             }
-            (Rebalance::Error(e), _) => ConsumerEvent::RebalanceFailed(e.to_string()),
-            _ => return,
+            _ => {
+                let code: RDKafkaErrorCode = err.into();
+                self.signal(ConsumerEvent::RebalanceFailed(code.to_string()));
+                consumer.unassign()
+            }
         };
-        self.signal(event);
+        if let Err(e) = result {
+            tracing::error!(error = %e, client = self.role, "Rebalance call failed.");
+        }
     }
 }
 

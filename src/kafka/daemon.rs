@@ -25,7 +25,9 @@ use rdkafka::Offset;
 use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpoint;
-use super::client::{consumer_config, describe, producer_config, ConsumerEvent, Context};
+use super::client::{
+    consumer_config, describe, finish_revocation, producer_config, ConsumerEvent, Context,
+};
 use super::live::LiveWindows;
 use super::outbox::{CommitError, Outbox, TopicPartition};
 use super::partition::PartitionState;
@@ -204,7 +206,11 @@ impl Daemon {
         let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
         let tp = (topic.clone(), partition);
         if !self.partitions.contains_key(&tp) {
-            // A message before the assignment signal reached the loop.
+            if !self.assigned.contains(&tp) {
+                // Fetched before its partition was given up: its next owner consumes it.
+                tracing::debug!(%topic, partition, offset, "Message of a revoked partition dropped.");
+                return Ok(());
+            }
             self.restore(vec![tp.clone()]).await?;
         }
         self.summary.messages += 1;
@@ -409,6 +415,14 @@ impl Daemon {
         Ok(())
     }
 
+    fn forget(&mut self, tps: &[TopicPartition]) {
+        for tp in tps {
+            self.partitions.remove(tp);
+            self.services.live.remove(&tp.0, tp.1);
+            self.services.metrics.forget_consumer_lag(&tp.0, tp.1);
+        }
+    }
+
     /// Alerts are committed: count and log them.
     fn report(&mut self, sent: Sent) {
         let metrics = &self.services.metrics;
@@ -454,13 +468,22 @@ impl Daemon {
             ConsumerEvent::Revoked(tps) => {
                 tracing::info!(partitions = ?tps, "Partitions revoked.");
                 self.assigned.retain(|tp| !tps.contains(tp));
-                // Hand over what was consumed, with a fresh checkpoint, before letting go.
-                self.commit(true).await?;
-                for tp in &tps {
-                    self.partitions.remove(tp);
-                    self.services.live.remove(&tp.0, tp.1);
-                    self.services.metrics.forget_consumer_lag(&tp.0, tp.1);
+                // Hand over what was consumed, with a fresh checkpoint, before letting go: the
+                // rebalance waits for finish_revocation, so the next owner starts from here.
+                let committed = self.commit(true).await;
+                self.forget(&tps);
+                if let Err(e) = finish_revocation(&*self.consumer, &tps) {
+                    tracing::warn!(error = %e, "Giving up revoked partitions failed.");
                 }
+                committed?;
+            }
+            ConsumerEvent::Lost(tps) => {
+                tracing::warn!(partitions = ?tps, "Partitions lost; what was not committed is redone by their next owner.");
+                self.assigned.retain(|tp| !tps.contains(tp));
+                self.forget(&tps);
+                // The open transaction holds work on the lost partitions: throw it all away.
+                self.outbox.abort().await?;
+                self.rebuild_all().await?;
             }
             ConsumerEvent::RebalanceFailed(e) => tracing::warn!(error = %e, "Rebalance failed."),
             ConsumerEvent::EndOfPartition(p) => self.caught_up(p),
@@ -547,6 +570,7 @@ impl Daemon {
     async fn drain(mut self) -> Result<RunSummary, DaemonError> {
         let grace = self.config.daemon.grace_period.as_std();
         tracing::info!(grace = ?grace, "Draining.");
+        self.consumer.context().closing();
         let done = tokio::time::timeout(grace, async {
             self.commit(true).await?;
             if let Err(e) = self.outbox.flush(grace).await {

@@ -198,6 +198,21 @@ impl Outbox {
             .map_err(CommitError::Fatal)
     }
 
+    /// Throws away what was sent since the last commit, when some of it belongs to partitions
+    /// that were lost: their next owner redoes it. At least once, sends cannot be taken back;
+    /// their repeats carry the same alert ids.
+    pub async fn abort(&mut self) -> Result<(), CommitError> {
+        if self.delivery == Delivery::AtLeastOnce || !self.in_transaction {
+            return Ok(());
+        }
+        let p = self.producer.clone();
+        blocking(move || p.abort_transaction(CALL_TIMEOUT))
+            .await
+            .map_err(CommitError::Fatal)?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
     /// Waits until every send is acknowledged (shutdown).
     pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         let p = self.producer.clone();

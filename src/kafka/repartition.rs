@@ -20,7 +20,9 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::client::{consumer_config, describe, producer_config, ConsumerEvent, Context};
+use super::client::{
+    consumer_config, describe, finish_revocation, producer_config, ConsumerEvent, Context,
+};
 use super::outbox::{CommitError, Outbox, TopicPartition};
 use super::produce::product_key;
 use crate::config::Config;
@@ -284,12 +286,26 @@ impl Repartitioner {
             ConsumerEvent::Revoked(tps) => {
                 tracing::info!(partitions = ?tps, "Repartition partitions revoked.");
                 self.assigned.retain(|tp| !tps.contains(tp));
-                // Hand over what was sent before letting go.
-                self.commit().await?;
+                // Hand over what was sent before letting go; the rebalance waits for this.
+                let committed = self.commit().await;
                 for tp in &tps {
                     self.pending.remove(tp);
                     self.metrics.forget_consumer_lag(&tp.0, tp.1);
                 }
+                if let Err(e) = finish_revocation(&*self.consumer, &tps) {
+                    tracing::warn!(error = %e, "Giving up revoked partitions failed.");
+                }
+                committed?;
+            }
+            ConsumerEvent::Lost(tps) => {
+                tracing::warn!(partitions = ?tps, "Repartition partitions lost; their next owner redoes what was not committed.");
+                self.assigned.retain(|tp| !tps.contains(tp));
+                for tp in &tps {
+                    self.metrics.forget_consumer_lag(&tp.0, tp.1);
+                }
+                self.pending.clear();
+                self.outbox.abort().await?;
+                self.rewind().await?;
             }
             ConsumerEvent::RebalanceFailed(e) => {
                 tracing::warn!(error = %e, "Repartition rebalance failed.")
@@ -303,6 +319,7 @@ impl Repartitioner {
     async fn drain(mut self) -> Result<RepartitionSummary, RepartitionError> {
         let grace = self.config.daemon.grace_period.as_std();
         tracing::info!(grace = ?grace, "Repartitioner draining.");
+        self.consumer.context().closing();
         let done = tokio::time::timeout(grace, async {
             self.commit().await?;
             if let Err(e) = self.outbox.flush(grace).await {
