@@ -5,6 +5,7 @@
 mod broker;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker::{nhtsa_lines, Broker};
@@ -13,6 +14,7 @@ use recall_radar::config::{Config, RawConfig};
 use recall_radar::engine::Engine;
 use recall_radar::event::decode;
 use recall_radar::kafka::daemon::RunSummary;
+use recall_radar::metrics::Metrics;
 use recall_radar::service;
 use recall_radar::shutdown;
 
@@ -56,6 +58,11 @@ fn broker_with_topics() -> Broker {
 /// Runs the daemon until it has consumed `messages` records and its clock has made them final,
 /// then shuts it down (drain, flush, commit) and returns its summary.
 async fn run_until_consumed(config: Config, messages: u64) -> RunSummary {
+    run_with_metrics(config, messages).await.0
+}
+
+/// Like `run_until_consumed`, also handing back the run's metrics.
+async fn run_with_metrics(config: Config, messages: u64) -> (RunSummary, Arc<Metrics>) {
     let (trigger, stop) = shutdown::channel();
     let running = service::start(config, stop).await.unwrap();
     let metrics = running.services.metrics.clone();
@@ -83,7 +90,7 @@ async fn run_until_consumed(config: Config, messages: u64) -> RunSummary {
     // A few idle ticks move each partition's clock past its last event.
     tokio::time::sleep(Duration::from_millis(800)).await;
     trigger.fire();
-    running.task.await.unwrap().unwrap()
+    (running.task.await.unwrap().unwrap(), metrics)
 }
 
 fn replay_alerts(config: &Config, lines: &[String]) -> Vec<Alert> {
@@ -234,7 +241,22 @@ async fn a_restart_resumes_from_committed_offsets_without_repeating_alerts() {
     assert_eq!(before.len() as u64, run1.alerts);
 
     broker.produce_lines("events", second).await;
-    let run2 = run_until_consumed(config(&broker.addr, "restart"), second.len() as u64).await;
+    let (run2, metrics) =
+        run_with_metrics(config(&broker.addr, "restart"), second.len() as u64).await;
+    // The first run's windows came back by replay, from the checkpoints its shutdown wrote.
+    assert!(run2.replayed > 0, "nothing replayed: {run2:?}");
+    assert_eq!(metrics.rebuild_replayed.get(), run2.replayed);
+    assert!(metrics.partition_rebuilds.get() >= 1);
+    assert_eq!(
+        metrics.rebuild_duration.get_sample_count(),
+        metrics.partition_rebuilds.get()
+    );
+    assert!(metrics.commits.with_label_values(&["committed"]).get() >= 1);
+    assert_eq!(metrics.commits.with_label_values(&["aborted"]).get(), 0);
+    assert!(
+        metrics.checkpoints_written.get() >= 1,
+        "the shutdown checkpoints"
+    );
     assert_eq!(
         run2.messages,
         second.len() as u64,

@@ -332,7 +332,19 @@ impl Daemon {
         let due = force_checkpoints
             || self.last_checkpoint.elapsed() >= self.config.daemon.checkpoint_interval.as_std();
         let checkpoints: Vec<Checkpoint> = if due { self.checkpoints() } else { Vec::new() };
-        match self.outbox.commit(&offsets, &checkpoints).await {
+        let outcome = self.outbox.commit(&offsets, &checkpoints).await;
+        let commits = &self.services.metrics.commits;
+        match &outcome {
+            Ok(())
+                if offsets.is_empty() && checkpoints.is_empty() && self.uncommitted.is_empty() => {}
+            Ok(()) => commits.with_label_values(&["committed"]).inc(),
+            Err(CommitError::Aborted(_)) => commits.with_label_values(&["aborted"]).inc(),
+            Err(CommitError::NotCommitted(_)) => {
+                commits.with_label_values(&["not_committed"]).inc()
+            }
+            Err(CommitError::Fatal(_)) => {}
+        }
+        match outcome {
             Ok(()) => {}
             Err(CommitError::NotCommitted(error)) => {
                 tracing::warn!(%error, "Offsets not committed; retrying at the next commit.");
@@ -347,6 +359,10 @@ impl Daemon {
         if due {
             self.last_checkpoint = Instant::now();
         }
+        self.services
+            .metrics
+            .checkpoints_written
+            .inc_by(checkpoints.len() as u64);
         for (tp, next) in offsets {
             if let Some(state) = self.partitions.get_mut(&tp) {
                 state.committed = Some(next);
@@ -405,8 +421,14 @@ impl Daemon {
             .collect();
         let restored =
             restore::restore(&self.consumer, &self.config.kafka, &self.policy, tps).await?;
-        for (tp, state, replayed) in restored {
-            self.summary.replayed += replayed;
+        let metrics = &self.services.metrics;
+        for (tp, state, rebuilt) in restored {
+            if let Some(r) = rebuilt {
+                self.summary.replayed += r.messages;
+                metrics.partition_rebuilds.inc();
+                metrics.rebuild_replayed.inc_by(r.messages);
+                metrics.rebuild_duration.observe(r.seconds);
+            }
             self.services
                 .live
                 .insert(&tp.0, tp.1, state.engine.keys().clone());

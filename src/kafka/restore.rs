@@ -12,7 +12,7 @@ use super::checkpoint;
 use super::client::Context;
 use super::outbox::TopicPartition;
 use super::partition::PartitionState;
-use super::rebuild::{rebuild, Plan};
+use super::rebuild::{rebuild, Plan, Rebuilt};
 use crate::config::KafkaConfig;
 use crate::engine::Engine;
 use crate::policy::Policy;
@@ -48,13 +48,13 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| RestoreError::new(tp, e))
 }
 
-/// The state of each of `tps`, rebuilt, with the number of messages replayed for it.
+/// The state of each of `tps`, with what its rebuild did (`None`: nothing to rebuild).
 pub async fn restore(
     consumer: &Arc<StreamConsumer<Context>>,
     kafka: &KafkaConfig,
     policy: &Policy,
     tps: Vec<TopicPartition>,
-) -> Result<Vec<(TopicPartition, PartitionState, u64)>, RestoreError> {
+) -> Result<Vec<(TopicPartition, PartitionState, Option<Rebuilt>)>, RestoreError> {
     let Some(first) = tps.first().cloned() else {
         return Ok(Vec::new());
     };
@@ -83,7 +83,7 @@ pub async fn restore(
                 .and_then(|h| checkpoint::choose(h, n))
                 .cloned()
         });
-        let mut replayed = 0;
+        let mut rebuilt = None;
         let engine = match Plan::new(&tp.0, tp.1, at, chosen.as_ref()) {
             None => Engine::with_policy(policy.clone()),
             Some(plan) => {
@@ -99,13 +99,13 @@ pub async fn restore(
                     live_keys = engine.live_keys(),
                     "Partition rebuilt."
                 );
-                replayed = done.messages;
+                rebuilt = Some(done);
                 engine
             }
         };
         let mut state = PartitionState::new(engine, at, Instant::now());
         state.checkpointed = chosen.map(|c| c.next_offset);
-        restored.push((tp, state, replayed));
+        restored.push((tp, state, rebuilt));
     }
     Ok(restored)
 }

@@ -49,6 +49,11 @@ pub const ALERT_LEVELS: [&str; 3] = ["anomaly", "pattern", "problem"];
 pub const ALERT_STATUSES: [&str; 2] = ["firing", "resolved"];
 /// Values of the `kind` label of `recall_radar_rebalances_total`.
 pub const REBALANCE_KINDS: [&str; 2] = ["assign", "revoke"];
+/// Outcomes of a commit: a transaction (or offset commit) that went through, one that was
+/// aborted (its work is redone), offsets that could not be committed (at least once: retried).
+pub const COMMIT_OUTCOMES: [&str; 3] = ["committed", "aborted", "not_committed"];
+/// Seconds a partition's rebuild may take: from an empty replay to millions of events.
+pub const REBUILD_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0];
 
 /// Buckets of `recall_radar_processing_latency_seconds`: 0.5 ms to 30 s.
 pub const PROCESSING_LATENCY_BUCKETS: [f64; 16] = [
@@ -118,6 +123,16 @@ pub struct Metrics {
     pub rebalances: IntCounterVec,
     /// `recall_radar_partitions_assigned`: partitions currently assigned to this consumer.
     pub partitions_assigned: IntGauge,
+    /// `recall_radar_commits_total{outcome}`: transactions (or offset commits) by outcome.
+    pub commits: IntCounterVec,
+    /// `recall_radar_checkpoints_written_total`: partition checkpoints committed.
+    pub checkpoints_written: IntCounter,
+    /// `recall_radar_partition_rebuilds_total`: partitions whose windows were rebuilt by replay.
+    pub partition_rebuilds: IntCounter,
+    /// `recall_radar_rebuild_replayed_messages_total`: input messages replayed by rebuilds.
+    pub rebuild_replayed: IntCounter,
+    /// `recall_radar_rebuild_duration_seconds`: how long one partition's rebuild took.
+    pub rebuild_duration: Histogram,
     /// `recall_radar_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
 }
@@ -270,7 +285,7 @@ impl Metrics {
             processing_latency: histogram(
                 &r,
                 "recall_radar_processing_latency_seconds",
-                "Seconds from receiving a message to the broker acknowledging the alert it caused.",
+                "Seconds from receiving a message to the alert it caused being committed (acknowledged at least once).",
                 &PROCESSING_LATENCY_BUCKETS,
             )?,
             processing_latency_hdr: LatencyRecorder::new(),
@@ -303,6 +318,34 @@ impl Metrics {
                 &r,
                 "recall_radar_partitions_assigned",
                 "Input partitions currently assigned to this consumer.",
+            )?,
+            commits: counter_vec(
+                &r,
+                "recall_radar_commits_total",
+                "Commits of alerts with input offsets (transactions, or offset commits at least once), by outcome.",
+                &["outcome"],
+                &[&COMMIT_OUTCOMES],
+            )?,
+            checkpoints_written: counter(
+                &r,
+                "recall_radar_checkpoints_written_total",
+                "Partition checkpoints committed to the checkpoint topic.",
+            )?,
+            partition_rebuilds: counter(
+                &r,
+                "recall_radar_partition_rebuilds_total",
+                "Partitions whose windows were rebuilt by replaying the input (assignment, restart, aborted commit).",
+            )?,
+            rebuild_replayed: counter(
+                &r,
+                "recall_radar_rebuild_replayed_messages_total",
+                "Input messages replayed to rebuild partitions' windows.",
+            )?,
+            rebuild_duration: histogram(
+                &r,
+                "recall_radar_rebuild_duration_seconds",
+                "Seconds one partition's rebuild took (the loop waits meanwhile).",
+                &REBUILD_BUCKETS,
             )?,
             build_info: IntGaugeVec::new(
                 Opts::new(
