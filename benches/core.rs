@@ -124,17 +124,17 @@ fn bench_decode(c: &mut Criterion) {
 // window
 
 fn report(i: u64) -> Report {
-    Report {
-        at: Timestamp(1_767_225_600_000_000 + i as i64 * 60_000_000),
-        event: hash_str(&format!("ev-{i}")),
+    Report::new(
+        Timestamp(1_767_225_600_000_000 + i as i64 * 60_000_000),
+        hash_str(&format!("ev-{i}")),
         // Three reporters take turns, so the capped count stops after three distinct ones.
-        reporter: hash_str(&format!("cust-{}", i % 3)),
-        channel: Channel::Call,
-        severity: Severity::default(),
-        event_id: format!("ev-{i}").into(),
-        lot: None,
-        region: None,
-    }
+        hash_str(&format!("cust-{}", i % 3)),
+        Channel::Call,
+        Severity::default(),
+        &format!("ev-{i}"),
+        None,
+        None,
+    )
 }
 
 /// A key holding `n` reports takes one more in time order, asks how many distinct reporters its

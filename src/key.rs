@@ -1,6 +1,6 @@
 //! The (product, defect tag) key: hashed once when it is made, looked up without allocating.
 //!
-//! Every event looks up one key per tag, so the lookup must not build a `Key` (three
+//! Every event looks up one key per tag, so the lookup must not build a `Key` (two
 //! allocations). [`KeyRef`] borrows the two strings; both hash to the same precomputed 64-bit
 //! value, which the map's hasher passes through instead of hashing strings again.
 
@@ -18,8 +18,32 @@ pub fn key_hash(product_id: &str, defect_tag: &str) -> u64 {
 #[derive(Debug)]
 struct Inner {
     hash: u64,
-    product_id: Box<str>,
-    defect_tag: Box<str>,
+    /// Where the defect tag starts in `text`.
+    split: u32,
+    /// The product id then the defect tag, in one allocation (a live key costs memory).
+    text: Box<str>,
+}
+
+impl Inner {
+    fn new(hash: u64, product_id: &str, defect_tag: &str) -> Inner {
+        let mut text = String::with_capacity(product_id.len() + defect_tag.len());
+        text.push_str(product_id);
+        text.push_str(defect_tag);
+        Inner {
+            hash,
+            // Product ids are bounded by the decoder far below 4 GiB.
+            split: product_id.len() as u32,
+            text: text.into_boxed_str(),
+        }
+    }
+
+    fn product_id(&self) -> &str {
+        &self.text[..self.split as usize]
+    }
+
+    fn defect_tag(&self) -> &str {
+        &self.text[self.split as usize..]
+    }
 }
 
 /// A (product, defect tag) pair; cheap to clone, ordered by hash then by its strings.
@@ -28,17 +52,17 @@ pub struct Key(Arc<Inner>);
 
 impl Key {
     pub fn new(product_id: &str, defect_tag: &str) -> Key {
-        Key(Arc::new(Inner {
-            hash: key_hash(product_id, defect_tag),
-            product_id: product_id.into(),
-            defect_tag: defect_tag.into(),
-        }))
+        Key(Arc::new(Inner::new(
+            key_hash(product_id, defect_tag),
+            product_id,
+            defect_tag,
+        )))
     }
     pub fn product_id(&self) -> &str {
-        &self.0.product_id
+        self.0.product_id()
     }
     pub fn defect_tag(&self) -> &str {
-        &self.0.defect_tag
+        self.0.defect_tag()
     }
 }
 
@@ -59,11 +83,11 @@ impl<'a> KeyRef<'a> {
         }
     }
     pub fn to_key(self) -> Key {
-        Key(Arc::new(Inner {
-            hash: self.hash,
-            product_id: self.product_id.into(),
-            defect_tag: self.defect_tag.into(),
-        }))
+        Key(Arc::new(Inner::new(
+            self.hash,
+            self.product_id,
+            self.defect_tag,
+        )))
     }
 }
 
@@ -76,8 +100,8 @@ impl AsKeyRef for Key {
     fn key_ref(&self) -> KeyRef<'_> {
         KeyRef {
             hash: self.0.hash,
-            product_id: &self.0.product_id,
-            defect_tag: &self.0.defect_tag,
+            product_id: self.0.product_id(),
+            defect_tag: self.0.defect_tag(),
         }
     }
 }
@@ -125,11 +149,7 @@ impl Eq for Key {}
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.0.hash, &self.0.product_id, &self.0.defect_tag).cmp(&(
-            other.0.hash,
-            &other.0.product_id,
-            &other.0.defect_tag,
-        ))
+        (self.0.hash, &self.0.text, self.0.split).cmp(&(other.0.hash, &other.0.text, other.0.split))
     }
 }
 

@@ -19,11 +19,65 @@ pub struct Report {
     pub at: Timestamp,
     pub event: u64,
     pub reporter: u64,
-    pub channel: Channel,
     pub severity: Severity,
-    pub event_id: Box<str>,
-    pub lot: Option<Box<str>>,
-    pub region: Option<Box<str>>,
+    pub channel: Channel,
+    /// Which of lot and region the event had.
+    has: u8,
+    /// The event id, lot and region one after the other, in one allocation (a live key holds
+    /// many reports, so each allocation saved counts); `lot_at` and `region_at` say where the
+    /// second and third start.
+    lot_at: u32,
+    region_at: u32,
+    text: Box<str>,
+}
+
+const HAS_LOT: u8 = 1;
+const HAS_REGION: u8 = 2;
+
+impl Report {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        at: Timestamp,
+        event: u64,
+        reporter: u64,
+        channel: Channel,
+        severity: Severity,
+        event_id: &str,
+        lot: Option<&str>,
+        region: Option<&str>,
+    ) -> Report {
+        let (lot_s, region_s) = (lot.unwrap_or(""), region.unwrap_or(""));
+        let mut text = String::with_capacity(event_id.len() + lot_s.len() + region_s.len());
+        text.push_str(event_id);
+        text.push_str(lot_s);
+        text.push_str(region_s);
+        // Event ids, lots and regions are bounded by the decoder far below 4 GiB.
+        let lot_at = event_id.len() as u32;
+        let region_at = lot_at + lot_s.len() as u32;
+        Report {
+            at,
+            event,
+            reporter,
+            severity,
+            channel,
+            has: u8::from(lot.is_some()) * HAS_LOT + u8::from(region.is_some()) * HAS_REGION,
+            lot_at,
+            region_at,
+            text: text.into_boxed_str(),
+        }
+    }
+
+    pub fn event_id(&self) -> &str {
+        &self.text[..self.lot_at as usize]
+    }
+
+    pub fn lot(&self) -> Option<&str> {
+        (self.has & HAS_LOT != 0).then(|| &self.text[self.lot_at as usize..self.region_at as usize])
+    }
+
+    pub fn region(&self) -> Option<&str> {
+        (self.has & HAS_REGION != 0).then(|| &self.text[self.region_at as usize..])
+    }
 }
 
 /// A report's place in the order: time first, the event hash breaks ties.
@@ -282,17 +336,17 @@ pub fn summarize(reports: &[Report], evidence_limit: usize) -> WindowSummary {
         s.deaths += u64::from(r.severity.deaths);
         s.fires += u32::from(r.severity.fire);
         s.crashes += u32::from(r.severity.crash);
-        if let Some(lot) = &r.lot {
-            *lots.entry(&**lot).or_default() += 1;
+        if let Some(lot) = r.lot() {
+            *lots.entry(lot).or_default() += 1;
         }
-        if let Some(region) = &r.region {
-            *regions.entry(&**region).or_default() += 1;
+        if let Some(region) = r.region() {
+            *regions.entry(region).or_default() += 1;
         }
     }
     s.evidence = reports
         .iter()
         .take(evidence_limit)
-        .map(|r| r.event_id.to_string())
+        .map(|r| r.event_id().to_owned())
         .collect();
     s.lots = top(lots);
     s.regions = top(regions);
@@ -304,16 +358,59 @@ pub(crate) mod tests {
     use super::*;
 
     pub fn report(at: i64, event: &str, reporter: &str) -> Report {
-        Report {
-            at: Timestamp(at),
-            event: hash_str(event),
-            reporter: hash_str(reporter),
-            channel: Channel::Call,
-            severity: Severity::default(),
-            event_id: event.into(),
-            lot: None,
-            region: None,
-        }
+        Report::new(
+            Timestamp(at),
+            hash_str(event),
+            hash_str(reporter),
+            Channel::Call,
+            Severity::default(),
+            event,
+            None,
+            None,
+        )
+    }
+
+    #[test]
+    fn a_report_gives_back_its_strings() {
+        let r = Report::new(
+            Timestamp(1),
+            1,
+            2,
+            Channel::Web,
+            Severity::default(),
+            "ev-1",
+            Some("L7"),
+            Some("US-CA"),
+        );
+        assert_eq!(
+            (r.event_id(), r.lot(), r.region()),
+            ("ev-1", Some("L7"), Some("US-CA"))
+        );
+        let r = Report::new(
+            Timestamp(1),
+            1,
+            2,
+            Channel::Web,
+            Severity::default(),
+            "ev-2",
+            None,
+            Some(""),
+        );
+        assert_eq!(
+            (r.event_id(), r.lot(), r.region()),
+            ("ev-2", None, Some(""))
+        );
+        let r = Report::new(
+            Timestamp(1),
+            1,
+            2,
+            Channel::Web,
+            Severity::default(),
+            "",
+            Some(""),
+            None,
+        );
+        assert_eq!((r.event_id(), r.lot(), r.region()), ("", Some(""), None));
     }
 
     #[test]

@@ -458,16 +458,16 @@ fn brute_force(
                 continue;
             }
             keys.entry(key).or_default().push(KeyReport {
-                report: Report {
-                    at: e.occurred_at,
-                    event: hash_str(&e.event_id),
-                    reporter: hash_str(e.reporter()),
-                    channel: e.channel,
-                    severity: e.severity,
-                    event_id: (*e.event_id).into(),
-                    lot: e.lot.as_deref().map(Into::into),
-                    region: e.region.as_deref().map(Into::into),
-                },
+                report: Report::new(
+                    e.occurred_at,
+                    hash_str(&e.event_id),
+                    hash_str(e.reporter()),
+                    e.channel,
+                    e.severity,
+                    &e.event_id,
+                    e.lot.as_deref(),
+                    e.region.as_deref(),
+                ),
                 reporter: e.reporter().to_owned(),
             });
         }
