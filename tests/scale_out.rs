@@ -55,6 +55,18 @@ impl Rng {
     }
 }
 
+/// Where a test's instance logs and config stay after it ends, for a failure to be read:
+/// target/tmp/scale-out/<test>-<seed>/ (replaced by the next run with the same seed).
+fn log_dir(test: &str, seed: u64) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("scale-out")
+        .join(format!("{test}-{seed}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    eprintln!("instance logs: {}", dir.display());
+    dir
+}
+
 fn seed() -> u64 {
     let seed = std::env::var("SCALE_OUT_SEED")
         .ok()
@@ -325,15 +337,16 @@ fn pause(rng: &mut Rng, min_ms: u64, max_ms: u64) {
 
 #[test]
 fn three_instances_killed_added_and_removed_publish_each_alert_exactly_once() {
-    let mut rng = Rng(seed());
+    let seed = seed();
+    let mut rng = Rng(seed);
     let broker = Broker::start();
     topics(&broker);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_file(dir.path(), "exactly-once");
+    let dir = log_dir("three-instances", seed);
+    let config = config_file(&dir, "exactly-once");
     let lines = events(2_400, &mut rng);
     let mut instances: Vec<Instance> = ["a", "b", "c"]
         .iter()
-        .map(|n| Instance::start(n, &broker, &config, dir.path()))
+        .map(|n| Instance::start(n, &broker, &config, &dir))
         .collect();
     std::thread::sleep(Duration::from_secs(4));
     let producer = produce_slowly(&broker, lines, 60, Duration::from_millis(600));
@@ -352,7 +365,7 @@ fn three_instances_killed_added_and_removed_publish_each_alert_exactly_once() {
     instances[v].restart(&broker, &config);
     // 2. A fourth instance joins.
     pause(&mut rng, 1_000, 4_000);
-    instances.push(Instance::start("d", &broker, &config, dir.path()));
+    instances.push(Instance::start("d", &broker, &config, &dir));
     // 3. Two instances killed one after the other, both restarted.
     pause(&mut rng, 2_000, 5_000);
     let v1 = pick(&mut rng, &instances);
@@ -398,11 +411,12 @@ fn at_least_once_repeats_identical_alerts_and_loses_none_across_a_crash() {
 }
 
 fn straddle_a_crash(delivery: &str) {
-    let mut rng = Rng(seed());
+    let seed = seed();
+    let mut rng = Rng(seed);
     let broker = Broker::start();
     topics(&broker);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_file(dir.path(), delivery);
+    let dir = log_dir(&format!("straddle-{delivery}"), seed);
+    let config = config_file(&dir, delivery);
     // A key that the crash cuts in two: one report before, two after. Its product has other
     // traffic, so its partition's watermark moves on.
     let at = |i: i64| rfc3339(BASE + i * 180);
@@ -419,7 +433,7 @@ fn straddle_a_crash(delivery: &str) {
     lines.insert(306, straddle("lid-2", 305, "k2"));
     lines.insert(321, straddle("lid-3", 320, "k3"));
     let (first, second) = lines.split_at(300);
-    let mut instance = Instance::start("solo", &broker, &config, dir.path());
+    let mut instance = Instance::start("solo", &broker, &config, &dir);
     let producer = produce_slowly(&broker, first.to_vec(), 50, Duration::from_millis(300));
     // Wait until the first report's anomaly is committed: the crash then cuts a live window.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -474,15 +488,16 @@ fn straddle_a_crash(delivery: &str) {
 /// lapse directly: the new owner would publish the same alerts again.
 #[test]
 fn a_revoked_partition_is_handed_over_with_what_was_consumed() {
-    let mut rng = Rng(seed());
+    let seed = seed();
+    let mut rng = Rng(seed);
     let broker = Broker::start();
     topics(&broker);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_committing_every(dir.path(), "at-least-once", "1h");
+    let dir = log_dir("revoked-hand-over", seed);
+    let config = config_committing_every(&dir, "at-least-once", "1h");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(broker.produce_lines(INPUT, &events(600, &mut rng)));
     let expected = expected_alerts(&broker, &config);
-    let mut first = Instance::start("first", &broker, &config, dir.path());
+    let mut first = Instance::start("first", &broker, &config, &dir);
     let deadline = Instant::now() + Duration::from_secs(60);
     while published(&broker).0.len() < expected.len() {
         assert!(
@@ -492,7 +507,7 @@ fn a_revoked_partition_is_handed_over_with_what_was_consumed() {
         std::thread::sleep(Duration::from_millis(300));
     }
     // A second member: cooperative-sticky moves some partitions, and only those.
-    let mut second = Instance::start("second", &broker, &config, dir.path());
+    let mut second = Instance::start("second", &broker, &config, &dir);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let log = std::fs::read_to_string(&second.log).unwrap_or_default();
@@ -517,4 +532,102 @@ fn a_revoked_partition_is_handed_over_with_what_was_consumed() {
     );
     second.stop();
     first.stop();
+}
+
+/// Alerts the idle clock decides (no input caused them) must not come again after a crash: the
+/// commit that carries them also carries the checkpoint with the clock's watermark.
+#[test]
+fn idle_clock_alerts_are_not_published_again_after_a_crash() {
+    let seed = seed();
+    let broker = Broker::start();
+    topics(&broker);
+    let dir = log_dir("idle-clock", seed);
+    let config = dir.join("recall-radar.toml");
+    std::fs::write(
+        &config,
+        r#"
+[detector]
+window = "2s"
+allowed_lateness = "0s"
+[kafka.consumer]
+"session.timeout.ms" = "6000"
+[daemon]
+idle_tick = "100ms"
+commit_interval = "100ms"
+checkpoint_interval = "1h"
+grace_period = "20s"
+[admin]
+addr = ""
+"#,
+    )
+    .unwrap();
+    // Three reports within a second of event time (0, 0.4, 0.8 s); the idle clock then decides
+    // the last rung and, two seconds on, resolves the episode.
+    let lines: Vec<String> = (0..3)
+        .map(|i| {
+            format!(
+                r#"{{"event_id":"idle-{i}","occurred_at":"2026-01-05T00:00:00.{}00Z","channel":"call","customer_id":"c{i}","product_id":"kettle","defect_tags":["lid-latch"]}}"#,
+                i * 4
+            )
+        })
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(broker.produce_lines(INPUT, &lines));
+    let mut instance = Instance::start("idle", &broker, &config, &dir);
+    let statuses = |broker: &Broker| -> Vec<String> {
+        let records = read_committed(
+            &broker.addr,
+            ALERTS,
+            ALERT_PARTITIONS,
+            Duration::from_secs(30),
+        );
+        records
+            .iter()
+            .map(|r| {
+                let a: serde_json::Value =
+                    serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+                format!(
+                    "{} {}",
+                    a["level"].as_str().unwrap(),
+                    a["status"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !statuses(&broker).iter().any(|s| s.ends_with("resolved")) {
+        assert!(
+            Instant::now() < deadline,
+            "no resolved alert: {:?}",
+            statuses(&broker)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    instance.kill9();
+    instance.restart(&broker, &config);
+    // Once the restarted instance owns the partitions again, give its idle clock long enough
+    // to decide everything again (it would, without the checkpoint).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(&instance.log).unwrap_or_default();
+        if log.matches("Partitions assigned").count() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not assigned again:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let mut seen = statuses(&broker);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "anomaly firing",
+            "pattern firing",
+            "problem firing",
+            "problem resolved"
+        ],
+        "each alert once"
+    );
+    instance.stop();
 }

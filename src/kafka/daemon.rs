@@ -330,7 +330,8 @@ impl Daemon {
             .filter_map(|(tp, s)| s.to_commit().map(|n| (tp.clone(), n)))
             .collect();
         let due = force_checkpoints
-            || self.last_checkpoint.elapsed() >= self.config.daemon.checkpoint_interval.as_std();
+            || self.last_checkpoint.elapsed() >= self.config.daemon.checkpoint_interval.as_std()
+            || self.partitions.values().any(|s| s.idle_alerts);
         let checkpoints: Vec<Checkpoint> = if due { self.checkpoints() } else { Vec::new() };
         let outcome = self.outbox.commit(&offsets, &checkpoints).await;
         let commits = &self.services.metrics.commits;
@@ -371,6 +372,7 @@ impl Daemon {
         for c in checkpoints {
             if let Some(state) = self.partitions.get_mut(&(c.topic, c.partition)) {
                 state.checkpointed = Some(c.next_offset);
+                state.idle_alerts = false;
             }
         }
         for sent in std::mem::take(&mut self.uncommitted) {
@@ -386,7 +388,7 @@ impl Daemon {
             .iter()
             .filter_map(|((topic, partition), s)| {
                 let next = s.next_offset?;
-                (s.checkpointed != Some(next))
+                (s.checkpointed != Some(next) || s.idle_alerts)
                     .then(|| Checkpoint::of(group, topic, *partition, &s.engine, next))
             })
             .collect()

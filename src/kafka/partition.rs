@@ -15,6 +15,10 @@ pub struct PartitionState {
     pub committed: Option<i64>,
     /// The next offset of the last checkpoint written (or chosen at assignment).
     pub checkpointed: Option<i64>,
+    /// The idle clock decided something since the last checkpoint. Those alerts are not caused
+    /// by input a replay would see, so the checkpoint (its watermark) must go out with them, or
+    /// a rebuild would decide, and publish, them again.
+    pub idle_alerts: bool,
     /// Wall-clock instant up to which the event-time clock has been moved.
     clock_synced: Instant,
     /// The fetcher reached the end of the partition at least once since assignment.
@@ -33,6 +37,7 @@ impl PartitionState {
             next_offset: committed,
             committed,
             checkpointed: None,
+            idle_alerts: false,
             clock_synced: now,
             caught_up: false,
             at_end: false,
@@ -64,7 +69,9 @@ impl PartitionState {
         self.clock_synced = now;
         if let Some(w) = self.engine.watermark() {
             let step = Span(elapsed.as_micros().min(i64::MAX as u128) as i64);
+            let before = out.len();
             self.engine.advance_to(w.saturating_add(step), out);
+            self.idle_alerts |= out.len() > before;
         }
     }
 }
@@ -125,6 +132,7 @@ mod tests {
         assert!(out.is_empty(), "not quiet long enough");
         p.idle_advance(t0 + Duration::from_millis(70), quiet, &mut out);
         assert_eq!(out.len(), 1);
+        assert!(p.idle_alerts, "the next commit must carry a checkpoint");
         assert_eq!(
             p.engine.watermark().unwrap().0 - e.occurred_at.0,
             70_000,
