@@ -428,8 +428,16 @@ fn cmd_backtest(args: BacktestArgs) -> Result<()> {
 fn cmd_check_config(args: CheckConfigArgs) -> Result<()> {
     let mut raw = args.detector.raw()?;
     args.kafka.apply(&mut raw);
-    Config::from_raw(&raw)?;
+    let config = Config::from_raw(&raw)?;
     println!("# effective configuration (valid); default window is {DEFAULT_WINDOW}");
+    // Derived values an operator needs to see: the ids this instance will use.
+    println!("# transactional id: {}", config.kafka.transactional_id);
+    if let Some(topic) = &config.kafka.repartition_topic {
+        println!(
+            "# repartition topic: {topic} (consumer group {}-repartition)",
+            config.kafka.group_id
+        );
+    }
     print!("{}", raw.to_redacted_toml());
     Ok(())
 }

@@ -163,3 +163,33 @@ fn bad_arguments_fail_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("detector.thresholds"));
 }
+
+#[test]
+fn check_config_shows_the_ids_this_instance_will_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[kafka]\nrepartition = true\ngroup_id = \"rr\"\n").unwrap();
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .args(["--transactional-id", "rr-7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("# transactional id: rr-7"), "{text}");
+    assert!(
+        text.contains("# repartition topic: rr-repartition (consumer group rr-repartition)"),
+        "{text}"
+    );
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("# transactional id: rr-"),
+        "defaults to <group_id>-<hostname>: {text}"
+    );
+}
