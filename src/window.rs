@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use smallvec::SmallVec;
+
 use crate::event::{Channel, Severity};
 use crate::time::{Span, Timestamp};
 
@@ -111,7 +113,9 @@ const INDEX_FROM: usize = 32;
 pub struct Reports {
     /// Sorted by [`order`]; the live reports are `items[start..]`. Pruning moves `start` and
     /// compacts now and then, so dropping old reports from a hot key is not a memmove each time.
-    items: Vec<Report>,
+    /// The first report is kept inline: most keys never get a second, and a separate allocation
+    /// for one report cost a live key about 80 bytes.
+    items: SmallVec<[Report; 1]>,
     start: usize,
     /// Event ids of the live reports, once there are more than [`INDEX_FROM`].
     // Boxed on purpose: most keys have no index, and an inline empty set would cost every key
@@ -193,10 +197,6 @@ impl Reports {
             }
             _ => self.items.len(),
         };
-        if self.items.capacity() == 0 {
-            // Most keys never get a second report: a first growth to 4 would waste 3 slots.
-            self.items.reserve_exact(1);
-        }
         self.items.insert(at, report);
         true
     }
