@@ -117,13 +117,17 @@ pub struct Reports {
     /// for one report cost a live key about 80 bytes.
     items: SmallVec<[Report; 1]>,
     start: usize,
+    /// What only busy keys need, boxed: most keys have neither, and inline they would cost
+    /// every key's state a bigger allocation.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Extra {
     /// Event ids of the live reports, once there are more than [`INDEX_FROM`].
-    // Boxed on purpose: most keys have no index, and an inline empty set would cost every key
-    // 24 more bytes.
-    #[allow(clippy::box_collection)]
-    index: Option<Box<HashSet<u64, crate::key::Prehashed>>>,
+    index: Option<HashSet<u64, crate::key::Prehashed>>,
     /// Reporters in a sliding window, for keys whose thresholds are too high for a scan.
-    sliding: Option<Box<SlidingDistinct>>,
+    sliding: Option<SlidingDistinct>,
 }
 
 /// Thresholds up to this are counted by scanning the newest reports; above it, incrementally.
@@ -169,8 +173,12 @@ impl Reports {
         &self.items[self.start..]
     }
 
+    fn index(&self) -> Option<&HashSet<u64, crate::key::Prehashed>> {
+        self.extra.as_ref().and_then(|e| e.index.as_ref())
+    }
+
     pub fn contains_event(&self, event: u64) -> bool {
-        match &self.index {
+        match self.index() {
             Some(index) => index.contains(&event),
             None => self.as_slice().iter().any(|r| r.event == event),
         }
@@ -181,13 +189,13 @@ impl Reports {
         if self.contains_event(report.event) {
             return false;
         }
-        if let Some(index) = &mut self.index {
+        if let Some(index) = self.extra.as_mut().and_then(|e| e.index.as_mut()) {
             index.insert(report.event);
         } else if self.len() >= INDEX_FROM {
             let mut index: HashSet<u64, crate::key::Prehashed> =
                 self.as_slice().iter().map(|r| r.event).collect();
             index.insert(report.event);
-            self.index = Some(Box::new(index));
+            self.extra.get_or_insert_with(Default::default).index = Some(index);
         }
         let key = order(&report);
         // Reports mostly arrive in time order: check the end before searching.
@@ -214,9 +222,13 @@ impl Reports {
             let b = live.partition_point(|r| r.at <= hi);
             &live[a..b.max(a)]
         };
-        let sliding = self.sliding.get_or_insert_with(Default::default);
+        let sliding = self
+            .extra
+            .get_or_insert_with(Default::default)
+            .sliding
+            .get_or_insert_with(Default::default);
         if end < sliding.hi || start < sliding.lo || sliding.counts.is_empty() {
-            **sliding = SlidingDistinct {
+            *sliding = SlidingDistinct {
                 lo: start,
                 hi: start,
                 counts: HashMap::default(),
@@ -235,7 +247,7 @@ impl Reports {
         if n == 0 {
             return;
         }
-        if let Some(sliding) = &mut self.sliding {
+        if let Some(sliding) = self.extra.as_mut().and_then(|e| e.sliding.as_mut()) {
             // Reports counted in (lo, hi] that are pruned leave the count too.
             let live = &self.items[self.start..self.start + n];
             let counted: Vec<&Report> = live
@@ -250,7 +262,7 @@ impl Reports {
                 sliding.hi = sliding.lo;
             }
         }
-        if let Some(index) = &mut self.index {
+        if let Some(index) = self.extra.as_mut().and_then(|e| e.index.as_mut()) {
             for r in &self.items[self.start..self.start + n] {
                 index.remove(&r.event);
             }
@@ -260,12 +272,17 @@ impl Reports {
             self.items.drain(..self.start);
             self.start = 0;
         }
-        if self
-            .index
-            .as_ref()
-            .is_some_and(|i| i.len() < INDEX_FROM / 2)
-        {
-            self.index = None;
+        if let Some(extra) = &mut self.extra {
+            if extra
+                .index
+                .as_ref()
+                .is_some_and(|i| i.len() < INDEX_FROM / 2)
+            {
+                extra.index = None;
+            }
+            if extra.index.is_none() && extra.sliding.is_none() {
+                self.extra = None;
+            }
         }
     }
 
