@@ -1,13 +1,13 @@
 //! The (product, defect tag) key: hashed once when it is made, looked up without allocating.
 //!
-//! Every event looks up one key per tag, so the lookup must not build a `Key` (two
-//! allocations). [`KeyRef`] borrows the two strings; both hash to the same precomputed 64-bit
+//! Every event looks up one key per tag, so the lookup must not build a `Key` (an
+//! allocation). [`KeyRef`] borrows the two strings; both hash to the same precomputed 64-bit
 //! value, which the map's hasher passes through instead of hashing strings again.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::Arc;
+use triomphe::ThinArc;
 
 /// The hash of a key: xxh3 of the product id, seeding xxh3 of the tag.
 pub fn key_hash(product_id: &str, defect_tag: &str) -> u64 {
@@ -15,54 +15,61 @@ pub fn key_hash(product_id: &str, defect_tag: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(defect_tag.as_bytes(), p)
 }
 
-#[derive(Debug)]
-struct Inner {
+#[derive(Debug, Clone, Copy)]
+struct Header {
     hash: u64,
-    /// Where the defect tag starts in `text`.
+    /// Where the defect tag starts in the bytes.
     split: u32,
-    /// The product id then the defect tag, in one allocation (a live key costs memory).
-    text: Box<str>,
-}
-
-impl Inner {
-    fn new(hash: u64, product_id: &str, defect_tag: &str) -> Inner {
-        let mut text = String::with_capacity(product_id.len() + defect_tag.len());
-        text.push_str(product_id);
-        text.push_str(defect_tag);
-        Inner {
-            hash,
-            // Product ids are bounded by the decoder far below 4 GiB.
-            split: product_id.len() as u32,
-            text: text.into_boxed_str(),
-        }
-    }
-
-    fn product_id(&self) -> &str {
-        &self.text[..self.split as usize]
-    }
-
-    fn defect_tag(&self) -> &str {
-        &self.text[self.split as usize..]
-    }
 }
 
 /// A (product, defect tag) pair; cheap to clone, ordered by hash then by its strings.
-#[derive(Debug, Clone)]
-pub struct Key(Arc<Inner>);
+///
+/// The hash and both strings sit in one allocation behind a thin pointer: a live key is held
+/// by the map and by the timer set, and every allocation saved counts per key.
+#[derive(Clone)]
+pub struct Key(ThinArc<Header, u8>);
 
 impl Key {
     pub fn new(product_id: &str, defect_tag: &str) -> Key {
-        Key(Arc::new(Inner::new(
-            key_hash(product_id, defect_tag),
-            product_id,
-            defect_tag,
-        )))
+        Key::with_hash(key_hash(product_id, defect_tag), product_id, defect_tag)
     }
+
+    fn with_hash(hash: u64, product_id: &str, defect_tag: &str) -> Key {
+        let mut bytes = Vec::with_capacity(product_id.len() + defect_tag.len());
+        bytes.extend_from_slice(product_id.as_bytes());
+        bytes.extend_from_slice(defect_tag.as_bytes());
+        let header = Header {
+            hash,
+            // Product ids are bounded by the decoder far below 4 GiB.
+            split: product_id.len() as u32,
+        };
+        Key(ThinArc::from_header_and_slice(header, &bytes))
+    }
+
+    fn header(&self) -> Header {
+        self.0.header.header
+    }
+
+    fn text(&self) -> &str {
+        // Built from two `str`s above, so always UTF-8; the check costs a few nanoseconds.
+        std::str::from_utf8(&self.0.slice).expect("a key holds two strings")
+    }
+
     pub fn product_id(&self) -> &str {
-        self.0.product_id()
+        &self.text()[..self.header().split as usize]
     }
+
     pub fn defect_tag(&self) -> &str {
-        self.0.defect_tag()
+        &self.text()[self.header().split as usize..]
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("product_id", &self.product_id())
+            .field("defect_tag", &self.defect_tag())
+            .finish()
     }
 }
 
@@ -83,11 +90,7 @@ impl<'a> KeyRef<'a> {
         }
     }
     pub fn to_key(self) -> Key {
-        Key(Arc::new(Inner::new(
-            self.hash,
-            self.product_id,
-            self.defect_tag,
-        )))
+        Key::with_hash(self.hash, self.product_id, self.defect_tag)
     }
 }
 
@@ -98,10 +101,12 @@ pub trait AsKeyRef {
 
 impl AsKeyRef for Key {
     fn key_ref(&self) -> KeyRef<'_> {
+        let text = self.text();
+        let (product_id, defect_tag) = text.split_at(self.header().split as usize);
         KeyRef {
-            hash: self.0.hash,
-            product_id: self.0.product_id(),
-            defect_tag: self.0.defect_tag(),
+            hash: self.header().hash,
+            product_id,
+            defect_tag,
         }
     }
 }
@@ -135,13 +140,13 @@ impl Eq for dyn AsKeyRef + '_ {}
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.hash);
+        state.write_u64(self.header().hash);
     }
 }
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || (self as &dyn AsKeyRef) == (other as &dyn AsKeyRef)
+        self.0.ptr() == other.0.ptr() || (self as &dyn AsKeyRef) == (other as &dyn AsKeyRef)
     }
 }
 
@@ -149,7 +154,11 @@ impl Eq for Key {}
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.0.hash, &self.0.text, self.0.split).cmp(&(other.0.hash, &other.0.text, other.0.split))
+        (self.header().hash, &self.0.slice, self.header().split).cmp(&(
+            other.header().hash,
+            &other.0.slice,
+            other.header().split,
+        ))
     }
 }
 
