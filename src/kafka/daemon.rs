@@ -20,15 +20,12 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::FutureProducer;
 use rdkafka::Offset;
-use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpoint;
-use super::client::{
-    consumer_config, describe, finish_revocation, producer_config, ConsumerEvent, Context,
-};
+use super::client::{finish_revocation, ConsumerEvent, Context};
 use super::live::LiveWindows;
+use super::member::{self, MemberError, Roles};
 use super::outbox::{CommitError, Outbox, TopicPartition};
 use super::partition::PartitionState;
 use super::publish::{alert_headers, dead_letter_headers, Origin};
@@ -44,16 +41,8 @@ use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot create the Kafka {role}: {source}")]
-    Client {
-        role: &'static str,
-        source: KafkaError,
-    },
-    #[error("cannot subscribe to {topics:?}: {source}")]
-    Subscribe {
-        topics: Vec<String>,
-        source: KafkaError,
-    },
+    #[error(transparent)]
+    Member(#[from] MemberError),
     #[error("a record could not be sent to Kafka: {0}")]
     Delivery(KafkaError),
     #[error(transparent)]
@@ -112,49 +101,19 @@ pub async fn run(
     services: Services,
     mut shutdown: Shutdown,
 ) -> Result<RunSummary, DaemonError> {
-    let (events_tx, mut consumer_events) = mpsc::unbounded_channel();
-    let consumer_cfg = consumer_config(&config.kafka);
-    let producer_cfg = producer_config(&config.kafka);
-    tracing::info!(config = %describe(&consumer_cfg), "Creating the consumer.");
-    tracing::info!(config = %describe(&producer_cfg), "Creating the producer.");
-    let consumer: StreamConsumer<Context> = consumer_cfg
-        .create_with_context(Context::new(
-            "consumer",
-            services.metrics.clone(),
-            Some(events_tx),
-        ))
-        .map_err(|source| DaemonError::Client {
-            role: "consumer",
-            source,
-        })?;
-    let producer: FutureProducer<Context> = producer_cfg
-        .create_with_context(Context::new("producer", services.metrics.clone(), None))
-        .map_err(|source| DaemonError::Client {
-            role: "producer",
-            source,
-        })?;
-    // The loop borrows messages from its own handle while the daemon state is borrowed mutably.
-    let consumer = Arc::new(consumer);
-    let outbox = Outbox::new(
-        config.kafka.delivery,
-        producer,
-        consumer.clone(),
-        config.kafka.checkpoint_topic.clone(),
-    )
-    .await
-    .map_err(|source| DaemonError::Client {
-        role: "transactional producer",
-        source,
-    })?;
     let detection_topics = config.kafka.detection_topics();
-    let topics: Vec<&str> = detection_topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .map_err(|source| DaemonError::Subscribe {
-            topics: detection_topics.clone(),
-            source,
-        })?;
-    tracing::info!(topics = ?topics, group = %config.kafka.group_id, delivery = ?config.kafka.delivery, "Subscribed; waiting for partitions.");
+    let member = member::join(
+        &config.kafka,
+        &detection_topics,
+        Roles {
+            consumer: "consumer",
+            producer: "producer",
+        },
+        services.metrics.clone(),
+    )
+    .await?;
+    let (consumer, mut consumer_events, outbox) = (member.consumer, member.events, member.outbox);
+    tracing::info!(topics = ?detection_topics, group = %config.kafka.group_id, delivery = ?config.kafka.delivery, "Subscribed; waiting for partitions.");
     services
         .health
         .set_ready(false, "waiting for partition assignment");

@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod daemon;
 pub mod live;
+pub mod member;
 pub mod outbox;
 pub mod partition;
 pub mod produce;

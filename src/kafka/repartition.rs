@@ -16,13 +16,10 @@ use std::time::Duration;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::mpsc;
 
-use super::client::{
-    consumer_config, describe, finish_revocation, producer_config, ConsumerEvent, Context,
-};
+use super::client::{finish_revocation, ConsumerEvent, Context};
+use super::member::{self, MemberError, Roles};
 use super::outbox::{CommitError, Outbox, TopicPartition};
 use super::produce::product_key;
 use crate::config::Config;
@@ -36,16 +33,8 @@ const REWIND_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum RepartitionError {
     #[error("repartition is off: kafka.repartition_topic is not set")]
     NotConfigured,
-    #[error("cannot create the repartitioner's Kafka {role}: {source}")]
-    Client {
-        role: &'static str,
-        source: KafkaError,
-    },
-    #[error("the repartitioner cannot subscribe to {topics:?}: {source}")]
-    Subscribe {
-        topics: Vec<String>,
-        source: KafkaError,
-    },
+    #[error("repartitioner: {0}")]
+    Member(#[from] MemberError),
     #[error("a record could not be sent to the repartition topic {topic}: {source}")]
     Send { topic: String, source: KafkaError },
     #[error("repartitioner: {0}")]
@@ -88,61 +77,27 @@ pub async fn run(
         .repartition_topic
         .clone()
         .ok_or(RepartitionError::NotConfigured)?;
-    let mut consumer_kafka = config.kafka.clone();
-    consumer_kafka.group_id = format!("{}-repartition", config.kafka.group_id);
-    let mut producer_kafka = config.kafka.clone();
-    producer_kafka.transactional_id = format!("{}-repartition", config.kafka.transactional_id);
-    let consumer_cfg = consumer_config(&consumer_kafka);
-    let producer_cfg = producer_config(&producer_kafka);
-    tracing::info!(config = %describe(&consumer_cfg), "Creating the repartition consumer.");
-    tracing::info!(config = %describe(&producer_cfg), "Creating the repartition producer.");
-    let (events_tx, mut consumer_events) = mpsc::unbounded_channel();
-    let consumer: StreamConsumer<Context> = consumer_cfg
-        .create_with_context(Context::new(
-            "repartition consumer",
-            metrics.clone(),
-            Some(events_tx),
-        ))
-        .map_err(|source| RepartitionError::Client {
-            role: "consumer",
-            source,
-        })?;
-    let producer: FutureProducer<Context> = producer_cfg
-        .create_with_context(Context::new("repartition producer", metrics.clone(), None))
-        .map_err(|source| RepartitionError::Client {
-            role: "producer",
-            source,
-        })?;
-    let consumer = Arc::new(consumer);
-    // No checkpoints are ever passed to the outbox; the topic is only there to fill the slot.
-    let outbox = Outbox::new(
-        config.kafka.delivery,
-        producer,
-        consumer.clone(),
-        config.kafka.checkpoint_topic.clone(),
+    // Its own group and transactional id; it writes no checkpoints, so the outbox's checkpoint
+    // topic goes unused.
+    let mut kafka = config.kafka.clone();
+    kafka.group_id = format!("{}-repartition", config.kafka.group_id);
+    kafka.transactional_id = format!("{}-repartition", config.kafka.transactional_id);
+    let member = member::join(
+        &kafka,
+        &config.kafka.input_topics,
+        Roles {
+            consumer: "repartition consumer",
+            producer: "repartition producer",
+        },
+        metrics.clone(),
     )
-    .await
-    .map_err(|source| RepartitionError::Client {
-        role: "transactional producer",
-        source,
-    })?;
-    let inputs: Vec<&str> = config
-        .kafka
-        .input_topics
-        .iter()
-        .map(String::as_str)
-        .collect();
-    consumer
-        .subscribe(&inputs)
-        .map_err(|source| RepartitionError::Subscribe {
-            topics: config.kafka.input_topics.clone(),
-            source,
-        })?;
+    .await?;
+    let (consumer, mut consumer_events, outbox) = (member.consumer, member.events, member.outbox);
     tracing::info!(
-        inputs = ?inputs,
+        inputs = ?config.kafka.input_topics,
         topic = %topic,
-        group = %consumer_kafka.group_id,
-        transactional_id = %producer_kafka.transactional_id,
+        group = %kafka.group_id,
+        transactional_id = %kafka.transactional_id,
         delivery = ?config.kafka.delivery,
         "Repartitioner subscribed; waiting for partitions."
     );
