@@ -24,7 +24,10 @@
 
 #[path = "support/broker.rs"]
 mod broker;
+#[path = "support/flags.rs"]
+mod flags;
 use broker::{target_dir, Broker};
+use flags::{num, Flags};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -172,42 +175,28 @@ impl Args {
     fn parse(raw: Vec<String>) -> Result<Args, String> {
         let quick = raw.iter().any(|a| a == "--quick");
         let mut a = Args::defaults(quick);
-        let mut it = raw.into_iter();
-        while let Some(arg) = it.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
-                None => (arg.clone(), None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| it.next())
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-                v.replace('_', "")
-                    .parse()
-                    .map_err(|_| format!("{name}: {v:?} is not a number"))
-            }
+        let mut flags = Flags::new(raw);
+        while let Some((name, inline)) = flags.next_flag() {
+            let mut value = || flags.value(&name, inline.clone());
             match name.as_str() {
                 // `cargo bench` passes --bench to every bench binary.
                 "--bench" | "--quick" => {}
-                "--runs" => a.runs = num(&name, value()?)?,
+                "--runs" => a.runs = num(&name, &value()?)?,
                 "--phases" => {
                     a.phases = value()?.split(',').map(|s| s.trim().to_owned()).collect();
                     if let Some(p) = a.phases.iter().find(|p| !PHASES.contains(&p.as_str())) {
                         return Err(format!("unknown phase {p:?} (phases: {PHASES:?})"));
                     }
                 }
-                "--events" => a.events = num(&name, value()?)?,
-                "--kafka-events" => a.kafka_events = num(&name, value()?)?,
-                "--partitions" => a.partitions = num(&name, value()?)?,
-                "--rate" => a.rate = num(&name, value()?)?,
-                "--warmup" => a.warmup = num(&name, value()?)?,
-                "--duration" => a.duration = num(&name, value()?)?,
-                "--mem-keys" => a.mem_keys = num(&name, value()?)?,
-                "--flood-keys" => a.flood_keys = num(&name, value()?)?,
-                "--flood-cap" => a.flood_cap = num(&name, value()?)?,
+                "--events" => a.events = num(&name, &value()?)?,
+                "--kafka-events" => a.kafka_events = num(&name, &value()?)?,
+                "--partitions" => a.partitions = num(&name, &value()?)?,
+                "--rate" => a.rate = num(&name, &value()?)?,
+                "--warmup" => a.warmup = num(&name, &value()?)?,
+                "--duration" => a.duration = num(&name, &value()?)?,
+                "--mem-keys" => a.mem_keys = num(&name, &value()?)?,
+                "--flood-keys" => a.flood_keys = num(&name, &value()?)?,
+                "--flood-cap" => a.flood_cap = num(&name, &value()?)?,
                 "--output" => a.output = PathBuf::from(value()?),
                 "--lat-consumer" => a.lat_consumer = props(&value()?)?,
                 "--lat-load-producer" => a.lat_load_producer = props(&value()?)?,

@@ -24,7 +24,10 @@
 
 #[path = "support/broker.rs"]
 mod broker;
+#[path = "support/flags.rs"]
+mod flags;
 use broker::Broker;
+use flags::{num, Flags};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::process::Command;
@@ -76,24 +79,9 @@ impl Args {
             runs: 3,
             smoke: false,
         };
-        let mut it = raw.into_iter();
-        while let Some(arg) = it.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
-                None => (arg.clone(), None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| it.next())
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
-                v.trim()
-                    .replace('_', "")
-                    .parse()
-                    .map_err(|_| format!("{name}: {v:?} is not a number"))
-            }
+        let mut flags = Flags::new(raw);
+        while let Some((name, inline)) = flags.next_flag() {
+            let mut value = || flags.value(&name, inline.clone());
             match name.as_str() {
                 // `cargo bench` passes --bench to every bench binary.
                 "--bench" => {}
@@ -101,10 +89,10 @@ impl Args {
                     a.sizes = value()?
                         .split(',')
                         .filter(|s| !s.trim().is_empty())
-                        .map(|s| num(&name, s))
+                        .map(|s| num(&name, s.trim()))
                         .collect::<Result<_, _>>()?;
                 }
-                "--runs" => a.runs = num(&name, &value()?)?,
+                "--runs" => a.runs = num(&name, value()?.trim())?,
                 "--help" | "-h" => {
                     print!("{USAGE}");
                     std::process::exit(0);
