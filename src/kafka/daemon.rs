@@ -162,8 +162,8 @@ impl Daemon {
     /// One input message: decode, count, send what it caused.
     async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<(), DaemonError> {
         let received = Instant::now();
-        let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
-        let tp = (topic.clone(), partition);
+        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+        let tp = (topic.to_owned(), partition);
         if !self.partitions.contains_key(&tp) {
             if !self.assigned.contains(&tp) {
                 // Fetched before its partition was given up: its next owner consumes it.
@@ -234,7 +234,7 @@ impl Daemon {
                 self.config.kafka.dlq_topic.clone()
             };
             let origin = Origin {
-                topic: &topic,
+                topic,
                 partition,
                 offset,
             };
@@ -258,9 +258,9 @@ impl Daemon {
         if alerts.is_empty() && dead_letters.is_empty() {
             return Ok(());
         }
+        let topic = self.config.kafka.alert_topic.clone();
         for alert in &alerts {
             let json = alert.to_json();
-            let topic = self.config.kafka.alert_topic.clone();
             self.outbox
                 .send(
                     &topic,

@@ -144,11 +144,18 @@ impl Repartitioner {
                 "No product id; re-publishing unkeyed."
             );
         }
-        let topic = self.topic.clone();
         self.outbox
-            .send(&topic, key.as_deref().map(str::as_bytes), payload, headers)
+            .send(
+                &self.topic,
+                key.as_deref().map(str::as_bytes),
+                payload,
+                headers,
+            )
             .await
-            .map_err(|source| RepartitionError::Send { topic, source })?;
+            .map_err(|source| RepartitionError::Send {
+                topic: self.topic.clone(),
+                source,
+            })?;
         self.summary.messages += 1;
         self.pending
             .insert((m.topic().to_owned(), m.partition()), m.offset() + 1);
