@@ -68,6 +68,10 @@ pub struct RawKafka {
     pub transactional_id: String,
     /// Compacted topic recording, per input partition, where a replay rebuilds its windows.
     pub checkpoint_topic: String,
+    /// Exactly-once: after each transaction, read the committed offsets back and commit them
+    /// again until the broker shows them (for brokers that acknowledge a transaction before
+    /// applying its offsets).
+    pub confirm_offsets: bool,
     /// Re-publish input keyed by product_id to an internal topic and detect from there.
     pub repartition: bool,
     /// The internal topic of `repartition`; empty: `<group_id>-repartition`.
@@ -90,6 +94,7 @@ impl Default for RawKafka {
             delivery: "exactly-once".into(),
             transactional_id: String::new(),
             checkpoint_topic: "recall-radar-checkpoints".into(),
+            confirm_offsets: false,
             repartition: false,
             repartition_topic: String::new(),
             consumer: BTreeMap::new(),
@@ -150,6 +155,8 @@ pub struct KafkaConfig {
     pub delivery: Delivery,
     pub transactional_id: String,
     pub checkpoint_topic: String,
+    /// Read committed offsets back after each transaction (exactly-once only).
+    pub confirm_offsets: bool,
     /// The internal topic input is re-published to, keyed by product_id; `None`: no repartition.
     pub repartition_topic: Option<String>,
     pub consumer: BTreeMap<String, String>,
@@ -289,6 +296,12 @@ impl Config {
             k.transactional_id.clone()
         };
         let checkpoint_topic = topic("kafka.checkpoint_topic", &k.checkpoint_topic)?;
+        if k.confirm_offsets && delivery != Delivery::ExactlyOnce {
+            return Err(invalid(
+                "kafka.confirm_offsets",
+                "applies to delivery = \"exactly-once\" only (at least once, offsets are committed directly)",
+            ));
+        }
         let repartition_topic = if k.repartition {
             let name = if k.repartition_topic.is_empty() {
                 format!("{}-repartition", k.group_id)
@@ -353,6 +366,7 @@ impl Config {
                 delivery,
                 transactional_id,
                 checkpoint_topic,
+                confirm_offsets: k.confirm_offsets,
                 repartition_topic,
                 consumer: passthrough("kafka.consumer", &k.consumer)?,
                 producer: passthrough("kafka.producer", &k.producer)?,
@@ -471,6 +485,10 @@ mod tests {
             ("[kafka]\ndlq_topic = \"bad topic\"", "kafka.dlq_topic"),
             ("[kafka.consumer]\n\"enable.auto.commit\" = \"true\"", "kafka.consumer"),
             ("[admin]\naddr = \"nowhere\"", "admin.addr"),
+            (
+                "[kafka]\ndelivery = \"at-least-once\"\nconfirm_offsets = true",
+                "kafka.confirm_offsets",
+            ),
         ];
         for (text, key) in cases {
             let e = check(text).unwrap_err().to_string();

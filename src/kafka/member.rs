@@ -49,6 +49,9 @@ pub async fn join(
     roles: Roles,
     metrics: Arc<Metrics>,
 ) -> Result<Member, MemberError> {
+    let confirm = kafka
+        .confirm_offsets
+        .then(|| metrics.offsets_recommitted.clone());
     let consumer_cfg = consumer_config(kafka);
     let producer_cfg = producer_config(kafka);
     tracing::info!(client = roles.consumer, config = %describe(&consumer_cfg), "Creating the consumer.");
@@ -73,6 +76,7 @@ pub async fn join(
     let consumer = Arc::new(consumer);
     let outbox = Outbox::new(
         kafka.delivery,
+        confirm,
         producer,
         consumer.clone(),
         kafka.checkpoint_topic.clone(),

@@ -8,16 +8,26 @@
 //! - At-least-once: sends are acknowledged first, then the offsets are committed, then the
 //!   checkpoints written. A crash in between repeats alerts, with the same ids.
 //!
+//! - Confirmed offsets (`kafka.confirm_offsets`): some brokers acknowledge a transaction before
+//!   its offsets are applied. tansu 0.6 applies them only once no other producer's transaction
+//!   on the same partitions is open, and until then keeps them with the producer's next
+//!   transaction, so that transaction's abort (a crash, then the restart's re-init) drops them:
+//!   the input is consumed again and its alerts published twice. With the option on, each
+//!   commit reads the offsets back and commits them again, in offsets-only transactions, until
+//!   the broker shows them; nothing new is begun before.
+//!
 //! librdkafka's transaction calls block; they run on the blocking thread pool.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+
+use prometheus::IntCounter;
 
 use super::checkpoint::Checkpoint;
 use super::client::Context;
@@ -26,6 +36,10 @@ use crate::config::Delivery;
 
 /// How long one blocking Kafka call (init, send offsets, commit, abort) may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a commit keeps committing offsets again that the broker does not show.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+/// The first and the longest pause between two reads of the committed offsets.
+const CONFIRM_PAUSE: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(200));
 
 pub type TopicPartition = (String, i32);
 
@@ -47,6 +61,8 @@ pub enum CommitError {
 
 pub struct Outbox {
     delivery: Delivery,
+    /// Counts offset-only transactions when confirming offsets; `None`: commits are trusted.
+    confirm_offsets: Option<IntCounter>,
     producer: FutureProducer<Context>,
     consumer: Arc<StreamConsumer<Context>>,
     checkpoint_topic: String,
@@ -68,6 +84,7 @@ impl Outbox {
     /// previous run with the same id left open.
     pub async fn new(
         delivery: Delivery,
+        confirm_offsets: Option<IntCounter>,
         producer: FutureProducer<Context>,
         consumer: Arc<StreamConsumer<Context>>,
         checkpoint_topic: String,
@@ -78,6 +95,7 @@ impl Outbox {
         }
         Ok(Outbox {
             delivery,
+            confirm_offsets,
             producer,
             consumer,
             checkpoint_topic,
@@ -154,7 +172,7 @@ impl Outbox {
         .await;
         let Err(error) = result else {
             self.in_transaction = false;
-            return Ok(());
+            return self.confirm(offsets).await;
         };
         let fatal = matches!(&error, KafkaError::Transaction(e) if e.is_fatal());
         if fatal {
@@ -168,6 +186,95 @@ impl Outbox {
                 Err(CommitError::Aborted(error))
             }
             Err(abort) => Err(CommitError::Fatal(abort)),
+        }
+    }
+
+    /// With `confirm_offsets`, waits until the broker shows `offsets` as committed, committing
+    /// them again in offsets-only transactions meanwhile. The transaction itself is committed:
+    /// after `CONFIRM_TIMEOUT` this logs an error and gives up (a crash could then repeat alerts).
+    async fn confirm(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<(), CommitError> {
+        let Some(recommitted) = self.confirm_offsets.clone() else {
+            return Ok(());
+        };
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut pause = CONFIRM_PAUSE.0;
+        loop {
+            let behind = match self.not_shown(offsets).await {
+                Ok(behind) if behind.is_empty() => return Ok(()),
+                Ok(behind) => behind,
+                Err(error) => {
+                    tracing::debug!(%error, "Reading the committed offsets failed; retrying.");
+                    offsets.to_vec()
+                }
+            };
+            if started.elapsed() >= CONFIRM_TIMEOUT {
+                tracing::error!(partitions = ?behind, waited = ?started.elapsed(), "The broker does not show the committed offsets; a crash now would repeat alerts.");
+                return Ok(());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(CONFIRM_PAUSE.1);
+            tracing::debug!(partitions = ?behind, "Committed offsets not shown by the broker; committing them again.");
+            recommitted.inc();
+            self.commit_offsets_only(&behind).await?;
+        }
+    }
+
+    /// The offsets of `offsets` the broker does not show as committed (yet).
+    async fn not_shown(
+        &self,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<Vec<(TopicPartition, i64)>, KafkaError> {
+        let tpl = offset_list(offsets)?;
+        let consumer = self.consumer.clone();
+        let shown = blocking(move || consumer.committed_offsets(tpl, CALL_TIMEOUT)).await?;
+        Ok(offsets
+            .iter()
+            .filter(|((topic, partition), next)| {
+                let at = shown
+                    .find_partition(topic, *partition)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    });
+                at < Some(*next)
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// A transaction that holds nothing but `offsets`. If it fails it is aborted (nothing else
+    /// is in it) and the caller reads the offsets again.
+    async fn commit_offsets_only(
+        &mut self,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<(), CommitError> {
+        let tpl = offset_list(offsets).map_err(CommitError::Fatal)?;
+        let group = self
+            .consumer
+            .group_metadata()
+            .ok_or(CommitError::Fatal(KafkaError::Canceled))?;
+        let p = self.producer.clone();
+        let result = blocking(move || {
+            p.begin_transaction()?;
+            p.send_offsets_to_transaction(&tpl, &group, CALL_TIMEOUT)?;
+            p.commit_transaction(CALL_TIMEOUT)
+        })
+        .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(error) if matches!(&error, KafkaError::Transaction(e) if e.is_fatal()) => {
+                Err(CommitError::Fatal(error))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Committing offsets again failed; aborting that transaction.");
+                let p = self.producer.clone();
+                blocking(move || p.abort_transaction(CALL_TIMEOUT))
+                    .await
+                    .map_err(CommitError::Fatal)
+            }
         }
     }
 

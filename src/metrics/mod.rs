@@ -127,6 +127,9 @@ pub struct Metrics {
     pub commits: IntCounterVec,
     /// `recall_radar_checkpoints_written_total`: partition checkpoints committed.
     pub checkpoints_written: IntCounter,
+    /// `recall_radar_offsets_recommitted_total`: offset-only transactions sent because the broker
+    /// did not show a committed transaction's offsets (`kafka.confirm_offsets`).
+    pub offsets_recommitted: IntCounter,
     /// `recall_radar_partition_rebuilds_total`: partitions whose windows were rebuilt by replay.
     pub partition_rebuilds: IntCounter,
     /// `recall_radar_rebuild_replayed_messages_total`: input messages replayed by rebuilds.
@@ -330,6 +333,11 @@ impl Metrics {
                 &r,
                 "recall_radar_checkpoints_written_total",
                 "Partition checkpoints committed to the checkpoint topic.",
+            )?,
+            offsets_recommitted: counter(
+                &r,
+                "recall_radar_offsets_recommitted_total",
+                "Offset-only transactions sent because the broker did not show the offsets of a committed transaction (kafka.confirm_offsets).",
             )?,
             partition_rebuilds: counter(
                 &r,

@@ -240,3 +240,54 @@ impl Conn {
         Ok(log)
     }
 }
+
+/// For a failure to be read: prints, for the records of `topic` whose value contains one of
+/// `needles`, where they are and which producer (id, epoch) wrote them, with each partition's
+/// transaction markers, so a repeat shows whether a broker or a client wrote it twice.
+pub fn explain(addr: &str, topic: &str, partitions: i32, needles: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let Ok(mut conn) = Conn::connect(addr) else {
+        return;
+    };
+    for partition in 0..partitions {
+        let Ok(log) = conn.read_log(FETCH_VERSION, topic, partition, deadline) else {
+            return;
+        };
+        let hit = |r: &Record| {
+            let v = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
+            needles.iter().find(|n| v.contains(n.as_str())).cloned()
+        };
+        let hits: Vec<i64> = log
+            .iter()
+            .filter(|r| !r.control && hit(r).is_some())
+            .map(|r| r.offset)
+            .collect();
+        let (Some(first), Some(last)) = (hits.first(), hits.last()) else {
+            continue;
+        };
+        // The markers between the first and the last copy, and the first one after.
+        let end = log
+            .iter()
+            .find(|r| r.control && r.offset > *last)
+            .map_or(*last, |r| r.offset);
+        for r in log.iter().filter(|r| (*first..=end).contains(&r.offset)) {
+            let what = if r.control {
+                let k = r.key.as_deref().unwrap_or_default();
+                match k.get(2..4) {
+                    Some([0, 0]) => "ABORT".to_owned(),
+                    Some([0, 1]) => "COMMIT".to_owned(),
+                    _ => "control".to_owned(),
+                }
+            } else {
+                match hit(r) {
+                    Some(n) => n,
+                    None => continue,
+                }
+            };
+            eprintln!(
+                "{topic}/{partition} @{} producer {} epoch {}: {what}",
+                r.offset, r.producer_id, r.producer_epoch
+            );
+        }
+    }
+}
