@@ -426,7 +426,7 @@ fn evaluate(
                 .reports
                 .at(at)
                 .iter()
-                .find_map(|r| policy.fast_path(&r.severity));
+                .find_map(|r| policy.fast_path(&r.severity()));
             if let Some(why) = severe {
                 rung = Some((Level::Problem, Trigger::FastPath(why)));
             }

@@ -6,8 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use smallvec::SmallVec;
-
 use crate::event::{Channel, Severity};
 use crate::time::{Span, Timestamp};
 
@@ -21,20 +19,25 @@ pub struct Report {
     pub at: Timestamp,
     pub event: u64,
     pub reporter: u64,
-    pub severity: Severity,
-    pub channel: Channel,
-    /// Which of lot and region the event had.
-    has: u8,
     /// The event id, lot and region one after the other, in one allocation (a live key holds
     /// many reports, so each allocation saved counts); `lot_at` and `region_at` say where the
     /// second and third start.
-    lot_at: u32,
-    region_at: u32,
     text: Box<str>,
+    injuries: u32,
+    deaths: u32,
+    region_at: u32,
+    /// Event ids are at most 128 characters (512 bytes), so their end fits 16 bits. The fields
+    /// are packed so that a report is 56 bytes: the first one lives inline in the key's state.
+    lot_at: u16,
+    pub channel: Channel,
+    /// [`HAS_LOT`], [`HAS_REGION`], [`FIRE`], [`CRASH`].
+    flags: u8,
 }
 
 const HAS_LOT: u8 = 1;
 const HAS_REGION: u8 = 2;
+const FIRE: u8 = 4;
+const CRASH: u8 = 8;
 
 impl Report {
     #[allow(clippy::too_many_arguments)]
@@ -48,38 +51,68 @@ impl Report {
         lot: Option<&str>,
         region: Option<&str>,
     ) -> Report {
+        // The decoder bounds event ids far below this; a longer one is kept shortened (its hash,
+        // which deduplicates, is of the whole id).
+        let event_id = truncate(event_id, usize::from(u16::MAX));
         let (lot_s, region_s) = (lot.unwrap_or(""), region.unwrap_or(""));
         let mut text = String::with_capacity(event_id.len() + lot_s.len() + region_s.len());
         text.push_str(event_id);
         text.push_str(lot_s);
         text.push_str(region_s);
-        // Event ids, lots and regions are bounded by the decoder far below 4 GiB.
-        let lot_at = event_id.len() as u32;
-        let region_at = lot_at + lot_s.len() as u32;
+        let lot_at = event_id.len() as u16;
+        // A Kafka message is far below 4 GiB.
+        let region_at = (event_id.len() + lot_s.len()) as u32;
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
         Report {
             at,
             event,
             reporter,
-            severity,
-            channel,
-            has: u8::from(lot.is_some()) * HAS_LOT + u8::from(region.is_some()) * HAS_REGION,
-            lot_at,
-            region_at,
             text: text.into_boxed_str(),
+            injuries: severity.injuries,
+            deaths: severity.deaths,
+            region_at,
+            lot_at,
+            channel,
+            flags: flag(lot.is_some(), HAS_LOT)
+                | flag(region.is_some(), HAS_REGION)
+                | flag(severity.fire, FIRE)
+                | flag(severity.crash, CRASH),
         }
     }
 
     pub fn event_id(&self) -> &str {
-        &self.text[..self.lot_at as usize]
+        &self.text[..usize::from(self.lot_at)]
     }
 
     pub fn lot(&self) -> Option<&str> {
-        (self.has & HAS_LOT != 0).then(|| &self.text[self.lot_at as usize..self.region_at as usize])
+        (self.flags & HAS_LOT != 0)
+            .then(|| &self.text[usize::from(self.lot_at)..self.region_at as usize])
     }
 
     pub fn region(&self) -> Option<&str> {
-        (self.has & HAS_REGION != 0).then(|| &self.text[self.region_at as usize..])
+        (self.flags & HAS_REGION != 0).then(|| &self.text[self.region_at as usize..])
     }
+
+    pub fn severity(&self) -> Severity {
+        Severity {
+            injuries: self.injuries,
+            deaths: self.deaths,
+            fire: self.flags & FIRE != 0,
+            crash: self.flags & CRASH != 0,
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// A report's place in the order: time first, the event hash breaks ties.
@@ -109,25 +142,36 @@ pub const TOP_VALUES: usize = 5;
 /// new report for a duplicate id stays O(1) on hot keys.
 const INDEX_FROM: usize = 32;
 
+/// The reports of one key. Most keys never get a second report, so the first one lives inline
+/// in the key's state; everything a busier key needs is one box away. That keeps a key's state
+/// at 120 bytes (one 128-byte allocation), which matters with millions of live keys.
 #[derive(Debug, Clone, Default)]
-pub struct Reports {
-    /// Sorted by [`order`]; the live reports are `items[start..]`. Pruning moves `start` and
-    /// compacts now and then, so dropping old reports from a hot key is not a memmove each time.
-    /// The first report is kept inline: most keys never get a second, and a separate allocation
-    /// for one report cost a live key about 80 bytes.
-    items: SmallVec<[Report; 1]>,
-    start: usize,
-    /// What only busy keys need, boxed: most keys have neither, and inline they would cost
-    /// every key's state a bigger allocation.
-    extra: Option<Box<Extra>>,
+pub struct Reports(Items);
+
+#[derive(Debug, Clone, Default)]
+enum Items {
+    #[default]
+    Empty,
+    One(Report),
+    Many(Box<Many>),
 }
 
 #[derive(Debug, Clone, Default)]
-struct Extra {
+struct Many {
+    /// Sorted by [`order`]; the live reports are `items[start..]`. Pruning moves `start` and
+    /// compacts now and then, so dropping old reports from a hot key is not a memmove each time.
+    items: Vec<Report>,
+    start: usize,
     /// Event ids of the live reports, once there are more than [`INDEX_FROM`].
     index: Option<HashSet<u64, crate::key::Prehashed>>,
     /// Reporters in a sliding window, for keys whose thresholds are too high for a scan.
     sliding: Option<SlidingDistinct>,
+}
+
+impl Many {
+    fn live(&self) -> &[Report] {
+        &self.items[self.start..]
+    }
 }
 
 /// Thresholds up to this are counted by scanning the newest reports; above it, incrementally.
@@ -162,7 +206,7 @@ impl SlidingDistinct {
 
 impl Reports {
     pub fn len(&self) -> usize {
-        self.items.len() - self.start
+        self.as_slice().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -170,17 +214,37 @@ impl Reports {
     }
 
     pub fn as_slice(&self) -> &[Report] {
-        &self.items[self.start..]
-    }
-
-    fn index(&self) -> Option<&HashSet<u64, crate::key::Prehashed>> {
-        self.extra.as_ref().and_then(|e| e.index.as_ref())
+        match &self.0 {
+            Items::Empty => &[],
+            Items::One(r) => std::slice::from_ref(r),
+            Items::Many(m) => m.live(),
+        }
     }
 
     pub fn contains_event(&self, event: u64) -> bool {
-        match self.index() {
-            Some(index) => index.contains(&event),
-            None => self.as_slice().iter().any(|r| r.event == event),
+        match &self.0 {
+            Items::Many(m) if m.index.is_some() => {
+                m.index.as_ref().is_some_and(|i| i.contains(&event))
+            }
+            _ => self.as_slice().iter().any(|r| r.event == event),
+        }
+    }
+
+    /// The boxed form, which every key with more than one report (or a sliding count) has.
+    fn many(&mut self) -> &mut Many {
+        if !matches!(self.0, Items::Many(_)) {
+            let items = match std::mem::take(&mut self.0) {
+                Items::One(r) => vec![r],
+                _ => Vec::new(),
+            };
+            self.0 = Items::Many(Box::new(Many {
+                items,
+                ..Many::default()
+            }));
+        }
+        match &mut self.0 {
+            Items::Many(m) => m,
+            _ => unreachable!("made many above"),
         }
     }
 
@@ -189,23 +253,28 @@ impl Reports {
         if self.contains_event(report.event) {
             return false;
         }
-        if let Some(index) = self.extra.as_mut().and_then(|e| e.index.as_mut()) {
+        if let Items::Empty = self.0 {
+            self.0 = Items::One(report);
+            return true;
+        }
+        let m = self.many();
+        if let Some(index) = m.index.as_mut() {
             index.insert(report.event);
-        } else if self.len() >= INDEX_FROM {
+        } else if m.live().len() >= INDEX_FROM {
             let mut index: HashSet<u64, crate::key::Prehashed> =
-                self.as_slice().iter().map(|r| r.event).collect();
+                m.live().iter().map(|r| r.event).collect();
             index.insert(report.event);
-            self.extra.get_or_insert_with(Default::default).index = Some(index);
+            m.index = Some(index);
         }
         let key = order(&report);
         // Reports mostly arrive in time order: check the end before searching.
-        let at = match self.items.last() {
+        let at = match m.items.last() {
             Some(last) if order(last) > key => {
-                self.start + self.as_slice().partition_point(|r| order(r) < key)
+                m.start + m.live().partition_point(|r| order(r) < key)
             }
-            _ => self.items.len(),
+            _ => m.items.len(),
         };
-        self.items.insert(at, report);
+        m.items.insert(at, report);
         true
     }
 
@@ -216,17 +285,14 @@ impl Reports {
             return distinct_reporters_capped(self.window(end, window), cap);
         }
         let start = end.saturating_sub(window);
-        let live = &self.items[self.start..];
+        let m = self.many();
+        let live = &m.items[m.start..];
         let range = |lo: Timestamp, hi: Timestamp| {
             let a = live.partition_point(|r| r.at <= lo);
             let b = live.partition_point(|r| r.at <= hi);
             &live[a..b.max(a)]
         };
-        let sliding = self
-            .extra
-            .get_or_insert_with(Default::default)
-            .sliding
-            .get_or_insert_with(Default::default);
+        let sliding = m.sliding.get_or_insert_with(Default::default);
         if end < sliding.hi || start < sliding.lo || sliding.counts.is_empty() {
             *sliding = SlidingDistinct {
                 lo: start,
@@ -243,18 +309,25 @@ impl Reports {
 
     /// Drops every report at or before `t`.
     pub fn prune_through(&mut self, t: Timestamp) {
-        let n = self.as_slice().partition_point(|r| r.at <= t);
+        let m = match &mut self.0 {
+            Items::Empty => return,
+            Items::One(r) => {
+                if r.at <= t {
+                    self.0 = Items::Empty;
+                }
+                return;
+            }
+            Items::Many(m) => m,
+        };
+        let n = m.live().partition_point(|r| r.at <= t);
         if n == 0 {
             return;
         }
-        if let Some(sliding) = self.extra.as_mut().and_then(|e| e.sliding.as_mut()) {
+        let pruned = &m.items[m.start..m.start + n];
+        if let Some(sliding) = m.sliding.as_mut() {
             // Reports counted in (lo, hi] that are pruned leave the count too.
-            let live = &self.items[self.start..self.start + n];
-            let counted: Vec<&Report> = live
-                .iter()
-                .filter(|r| r.at > sliding.lo && r.at <= sliding.hi)
-                .collect();
-            for r in counted {
+            let (lo, hi) = (sliding.lo, sliding.hi);
+            for r in pruned.iter().filter(|r| r.at > lo && r.at <= hi) {
                 sliding.remove(std::slice::from_ref(r));
             }
             sliding.lo = sliding.lo.max(t);
@@ -262,27 +335,25 @@ impl Reports {
                 sliding.hi = sliding.lo;
             }
         }
-        if let Some(index) = self.extra.as_mut().and_then(|e| e.index.as_mut()) {
-            for r in &self.items[self.start..self.start + n] {
+        if let Some(index) = m.index.as_mut() {
+            for r in pruned {
                 index.remove(&r.event);
             }
         }
-        self.start += n;
-        if self.start * 2 >= self.items.len() {
-            self.items.drain(..self.start);
-            self.start = 0;
+        m.start += n;
+        if m.start * 2 >= m.items.len() {
+            m.items.drain(..m.start);
+            m.start = 0;
         }
-        if let Some(extra) = &mut self.extra {
-            if extra
-                .index
-                .as_ref()
-                .is_some_and(|i| i.len() < INDEX_FROM / 2)
-            {
-                extra.index = None;
-            }
-            if extra.index.is_none() && extra.sliding.is_none() {
-                self.extra = None;
-            }
+        if m.index.as_ref().is_some_and(|i| i.len() < INDEX_FROM / 2) {
+            m.index = None;
+        }
+        // Back to the inline form when nothing busy is left.
+        if m.index.is_none() && m.sliding.is_none() && m.live().len() <= 1 {
+            self.0 = match m.items.pop() {
+                Some(r) => Items::One(r),
+                None => Items::Empty,
+            };
         }
     }
 
@@ -349,10 +420,11 @@ pub fn summarize(reports: &[Report], evidence_limit: usize) -> WindowSummary {
     let mut regions = HashMap::new();
     for r in reports {
         *s.channels.entry(r.channel.as_str()).or_default() += 1;
-        s.injuries += u64::from(r.severity.injuries);
-        s.deaths += u64::from(r.severity.deaths);
-        s.fires += u32::from(r.severity.fire);
-        s.crashes += u32::from(r.severity.crash);
+        let severity = r.severity();
+        s.injuries += u64::from(severity.injuries);
+        s.deaths += u64::from(severity.deaths);
+        s.fires += u32::from(severity.fire);
+        s.crashes += u32::from(severity.crash);
         if let Some(lot) = r.lot() {
             *lots.entry(lot).or_default() += 1;
         }
@@ -385,6 +457,66 @@ pub(crate) mod tests {
             None,
             None,
         )
+    }
+
+    /// glibc serves a 120-byte request from a 128-byte chunk; one byte more costs every live
+    /// key 16 bytes (issue 6 budget: under 300 bytes per live key).
+    #[test]
+    fn a_key_state_fits_a_128_byte_allocation() {
+        assert_eq!(std::mem::size_of::<Report>(), 56);
+        assert_eq!(std::mem::size_of::<Reports>(), 56);
+        assert!(std::mem::size_of::<crate::engine::KeyState>() <= 120);
+    }
+
+    #[test]
+    fn a_report_gives_back_its_severity() {
+        let severity = Severity {
+            injuries: u32::MAX,
+            deaths: 2,
+            fire: true,
+            crash: false,
+        };
+        let r = Report::new(
+            Timestamp(1),
+            1,
+            2,
+            Channel::Mail,
+            severity,
+            "ev",
+            Some(""),
+            None,
+        );
+        assert_eq!(r.severity(), severity);
+        assert_eq!((r.lot(), r.region()), (Some(""), None));
+        assert_eq!(r.channel, Channel::Mail);
+    }
+
+    /// One report inline, more in the box, and back inline once pruning leaves one: the
+    /// questions give the same answers in every form.
+    #[test]
+    fn reports_answer_the_same_inline_and_boxed() {
+        let mut r = Reports::default();
+        assert!(r.insert(report(10, "a", "x")));
+        assert!(!r.insert(report(10, "a", "x")), "same event id");
+        assert_eq!(r.distinct_reporters(Timestamp(10), Span(100), 50), 1);
+        assert!(r.insert(report(20, "c", "x")));
+        assert!(
+            r.insert(report(15, "b", "y")),
+            "out of order, after the last count"
+        );
+        let order: Vec<i64> = r.as_slice().iter().map(|x| x.at.0).collect();
+        assert_eq!(order, vec![10, 15, 20]);
+        assert_eq!(r.distinct_reporters(Timestamp(20), Span(100), 50), 2);
+        assert_eq!(r.distinct_reporters(Timestamp(20), Span(100), 2), 2);
+        r.prune_through(Timestamp(15));
+        assert_eq!(r.len(), 1);
+        assert!(r.contains_event(hash_str("c")));
+        assert!(!r.contains_event(hash_str("a")));
+        assert_eq!(r.distinct_reporters(Timestamp(20), Span(100), 2), 1);
+        r.prune_through(Timestamp(20));
+        assert!(r.is_empty());
+        assert!(r.insert(report(30, "d", "z")));
+        assert_eq!(r.first_at_or_after(Timestamp(0)), Some(Timestamp(30)));
     }
 
     #[test]

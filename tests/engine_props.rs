@@ -530,7 +530,7 @@ fn brute_force(
             let severe = reports
                 .iter()
                 .filter(|r| r.report.at == at)
-                .find_map(|r| fast_path(config, &r.report.severity));
+                .find_map(|r| fast_path(config, &r.report.severity()));
             let reached = match (by_count, severe) {
                 (Some((Level::Problem, why)), _) => Some((Level::Problem, why)),
                 (_, Some(reason)) => Some((Level::Problem, Trigger::FastPath(reason))),
