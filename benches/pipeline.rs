@@ -94,6 +94,8 @@ usage: bash scripts/bench.sh [--quick] [OPTIONS]
                         (default linger.ms=5,socket.nagle.disable=true)
   --lat-daemon-producer K=V,..  properties of the daemon's alert producer in the latency phase
                         (default linger.ms=1,socket.nagle.disable=true)
+  --lat-commit-interval SPAN  daemon.commit_interval in the latency phase (default 100ms): with
+                        exactly-once an alert is visible with the commit after it
   --lat-idle-ticks A,B  daemon.idle_tick of each latency variant (default 10ms,1s); the first
                         is held to the target, the others are shown for comparison
 ";
@@ -124,6 +126,8 @@ struct Args {
     lat_daemon_producer: Props,
     /// Latency phase: `daemon.idle_tick` of each variant; the first one is held to the target.
     lat_idle_ticks: Vec<String>,
+    /// Latency phase: `daemon.commit_interval`.
+    lat_commit_interval: String,
 }
 
 type Props = Vec<(String, String)>;
@@ -169,6 +173,7 @@ impl Args {
             lat_load_producer: props(LAT_LOAD_PRODUCER).expect("valid default"),
             lat_daemon_producer: props(LAT_DAEMON_PRODUCER).expect("valid default"),
             lat_idle_ticks: vec!["10ms".into(), "1s".into()],
+            lat_commit_interval: "100ms".into(),
         }
     }
 
@@ -201,6 +206,7 @@ impl Args {
                 "--lat-consumer" => a.lat_consumer = props(&value()?)?,
                 "--lat-load-producer" => a.lat_load_producer = props(&value()?)?,
                 "--lat-daemon-producer" => a.lat_daemon_producer = props(&value()?)?,
+                "--lat-commit-interval" => a.lat_commit_interval = value()?,
                 "--lat-idle-ticks" => {
                     a.lat_idle_ticks = value()?
                         .split(',')
@@ -658,6 +664,7 @@ struct DaemonSetup<'a> {
     alerts: &'a str,
     dlq: &'a str,
     idle_tick: &'a str,
+    commit_interval: &'a str,
     consumer: &'a [(String, String)],
     producer: &'a [(String, String)],
 }
@@ -684,6 +691,7 @@ group_id = "{group}"
 {producer}
 [daemon]
 idle_tick = "{idle_tick}"
+commit_interval = "{commit_interval}"
 grace_period = "30s"
 [admin]
 addr = ""
@@ -694,6 +702,7 @@ addr = ""
             dlq = self.dlq,
             group = self.group,
             idle_tick = self.idle_tick,
+            commit_interval = self.commit_interval,
             consumer = toml_props(self.consumer),
             producer = toml_props(self.producer),
         );
@@ -882,6 +891,7 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
             alerts,
             dlq,
             idle_tick: "100ms",
+            commit_interval: "100ms",
             consumer: &[],
             producer: &[],
         }
@@ -1014,6 +1024,7 @@ fn latency_run(
         alerts: &alerts,
         dlq: &dlq,
         idle_tick,
+        commit_interval: &args.lat_commit_interval,
         consumer: &args.lat_consumer,
         producer: &args.lat_daemon_producer,
     }
@@ -1187,8 +1198,8 @@ fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
     let rt = runtime()?;
     let broker = Broker::start()?;
     eprintln!(
-        "latency: tansu at {}; {} ev/s, {} s warm-up + {} s measured per run; idle_tick variants {:?}",
-        broker.addr, args.rate, args.warmup, args.duration, args.lat_idle_ticks
+        "latency: tansu at {}; {} ev/s, {} s warm-up + {} s measured per run; idle_tick variants {:?}; commit_interval {}",
+        broker.addr, args.rate, args.warmup, args.duration, args.lat_idle_ticks, args.lat_commit_interval
     );
     let mut rows = Vec::new();
     let ms = |v: f64| format!("{v:.2} ms");
@@ -1230,11 +1241,12 @@ fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
             continue;
         }
         let settings = format!(
-            "{} partitions, {} ev/s (achieved {:.0}), 1 in {} events opens a key; allowed_lateness 0s, idle_tick {idle_tick}; consumers (daemon, reader) {}; load producer {}; daemon producer {} (idempotent, acks=all)",
+            "{} partitions, {} ev/s (achieved {:.0}), 1 in {} events opens a key; allowed_lateness 0s, idle_tick {idle_tick}, exactly-once, commit_interval {}; consumers (daemon, reader) {}; load producer {}; daemon producer {} (idempotent, acks=all)",
             args.partitions,
             args.rate,
             median(&rates),
             LAT_PROBE_EVERY,
+            args.lat_commit_interval,
             props_text(&args.lat_consumer),
             props_text(&args.lat_load_producer),
             props_text(&args.lat_daemon_producer),
