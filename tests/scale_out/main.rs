@@ -25,7 +25,7 @@ fn three_instances_killed_added_and_removed_publish_each_alert_exactly_once() {
     let broker = Broker::start();
     topics(&broker);
     let dir = log_dir("three-instances", seed);
-    let config = config_file(&dir, "exactly-once");
+    let config = config_committing_every(&dir, "exactly-once", "1s", true);
     let lines = events(2_400, &mut rng);
     let mut instances: Vec<Instance> = ["a", "b", "c"]
         .iter()
@@ -176,7 +176,7 @@ fn a_revoked_partition_is_handed_over_with_what_was_consumed() {
     let broker = Broker::start();
     topics(&broker);
     let dir = log_dir("revoked-hand-over", seed);
-    let config = config_committing_every(&dir, "at-least-once", "1h");
+    let config = config_committing_every(&dir, "at-least-once", "1h", false);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(broker.produce_lines(INPUT, &events(600, &mut rng)));
     let expected = expected_alerts(&broker, &config);
@@ -329,7 +329,7 @@ fn offsets_the_broker_applies_late_are_confirmed_before_the_next_transaction() {
     topics(&broker);
     let dir = log_dir("late-offsets", seed);
     // Long commit intervals: the next transaction is surely open when the crash comes.
-    let config = config_committing_every(&dir, "exactly-once", "4s");
+    let config = config_committing_every(&dir, "exactly-once", "4s", true);
     let lines = events(240, &mut rng);
     let (first, second) = lines.split_at(120);
     // Another producer's transaction, open on every alert partition before the daemon commits.
