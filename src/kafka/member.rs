@@ -9,7 +9,7 @@ use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 
 use super::client::{consumer_config, describe, producer_config, ConsumerEvent, Context};
-use super::outbox::{Confirm, Outbox};
+use super::outbox::Outbox;
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
 
@@ -49,21 +49,9 @@ pub async fn join(
     roles: Roles,
     metrics: Arc<Metrics>,
 ) -> Result<Member, MemberError> {
-    let confirm = if kafka.confirm_offsets {
-        let reader = consumer_config(kafka)
-            .set("statistics.interval.ms", "0")
-            .create()
-            .map_err(|source| MemberError::Client {
-                role: "offset reader",
-                source,
-            })?;
-        Some(Confirm {
-            reader,
-            recommitted: metrics.offsets_recommitted.clone(),
-        })
-    } else {
-        None
-    };
+    let confirm = kafka
+        .confirm_offsets
+        .then(|| metrics.offsets_recommitted.clone());
     let consumer_cfg = consumer_config(kafka);
     let producer_cfg = producer_config(kafka);
     tracing::info!(client = roles.consumer, config = %describe(&consumer_cfg), "Creating the consumer.");

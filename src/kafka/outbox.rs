@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
@@ -59,17 +59,10 @@ pub enum CommitError {
     Fatal(KafkaError),
 }
 
-/// What `kafka.confirm_offsets` needs: a client of its own to read the group's offsets (so the
-/// reads never touch the member's consumer and its fetchers), and the count of re-commits.
-pub struct Confirm {
-    pub reader: BaseConsumer,
-    pub recommitted: IntCounter,
-}
-
 pub struct Outbox {
     delivery: Delivery,
-    /// `None`: commits are trusted.
-    confirm_offsets: Option<Arc<Confirm>>,
+    /// Counts offset-only transactions when confirming offsets; `None`: commits are trusted.
+    confirm_offsets: Option<IntCounter>,
     producer: FutureProducer<Context>,
     consumer: Arc<StreamConsumer<Context>>,
     checkpoint_topic: String,
@@ -91,7 +84,7 @@ impl Outbox {
     /// previous run with the same id left open.
     pub async fn new(
         delivery: Delivery,
-        confirm_offsets: Option<Confirm>,
+        confirm_offsets: Option<IntCounter>,
         producer: FutureProducer<Context>,
         consumer: Arc<StreamConsumer<Context>>,
         checkpoint_topic: String,
@@ -102,7 +95,7 @@ impl Outbox {
         }
         Ok(Outbox {
             delivery,
-            confirm_offsets: confirm_offsets.map(Arc::new),
+            confirm_offsets,
             producer,
             consumer,
             checkpoint_topic,
@@ -200,7 +193,7 @@ impl Outbox {
     /// them again in offsets-only transactions meanwhile. The transaction itself is committed:
     /// after `CONFIRM_TIMEOUT` this logs an error and gives up (a crash could then repeat alerts).
     async fn confirm(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<(), CommitError> {
-        let Some(confirm) = self.confirm_offsets.clone() else {
+        let Some(recommitted) = self.confirm_offsets.clone() else {
             return Ok(());
         };
         if offsets.is_empty() {
@@ -209,7 +202,7 @@ impl Outbox {
         let started = Instant::now();
         let mut pause = CONFIRM_PAUSE.0;
         loop {
-            let behind = match not_shown(&confirm, offsets).await {
+            let behind = match self.not_shown(offsets).await {
                 Ok(behind) if behind.is_empty() => return Ok(()),
                 Ok(behind) => behind,
                 Err(error) => {
@@ -224,9 +217,32 @@ impl Outbox {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(CONFIRM_PAUSE.1);
             tracing::debug!(partitions = ?behind, "Committed offsets not shown by the broker; committing them again.");
-            confirm.recommitted.inc();
+            recommitted.inc();
             self.commit_offsets_only(&behind).await?;
         }
+    }
+
+    /// The offsets of `offsets` the broker does not show as committed (yet).
+    async fn not_shown(
+        &self,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<Vec<(TopicPartition, i64)>, KafkaError> {
+        let tpl = offset_list(offsets)?;
+        let consumer = self.consumer.clone();
+        let shown = blocking(move || consumer.committed_offsets(tpl, CALL_TIMEOUT)).await?;
+        Ok(offsets
+            .iter()
+            .filter(|((topic, partition), next)| {
+                let at = shown
+                    .find_partition(topic, *partition)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    });
+                at < Some(*next)
+            })
+            .cloned()
+            .collect())
     }
 
     /// A transaction that holds nothing but `offsets`. If it fails it is aborted (nothing else
@@ -309,29 +325,6 @@ impl Outbox {
         let p = self.producer.clone();
         blocking(move || p.flush(timeout)).await
     }
-}
-
-/// The offsets of `offsets` the broker does not show as committed (yet).
-async fn not_shown(
-    confirm: &Arc<Confirm>,
-    offsets: &[(TopicPartition, i64)],
-) -> Result<Vec<(TopicPartition, i64)>, KafkaError> {
-    let tpl = offset_list(offsets)?;
-    let confirm = confirm.clone();
-    let shown = blocking(move || confirm.reader.committed_offsets(tpl, CALL_TIMEOUT)).await?;
-    Ok(offsets
-        .iter()
-        .filter(|((topic, partition), next)| {
-            let at = shown
-                .find_partition(topic, *partition)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                });
-            at < Some(*next)
-        })
-        .cloned()
-        .collect())
 }
 
 fn offset_list(offsets: &[(TopicPartition, i64)]) -> Result<TopicPartitionList, KafkaError> {
