@@ -26,8 +26,11 @@
 mod broker;
 #[path = "support/flags.rs"]
 mod flags;
+#[path = "support/stats.rs"]
+mod stats;
 use broker::{target_dir, Broker};
 use flags::{num, Flags};
+use stats::{median, thousands};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -349,36 +352,6 @@ impl Row {
             "note": self.note,
         })
     }
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let mut v: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn thousands(v: f64) -> String {
-    let n = v.round() as i128;
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        out.insert(0, '-');
-    }
-    out
 }
 
 fn per_sec(v: f64) -> String {

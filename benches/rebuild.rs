@@ -26,8 +26,11 @@
 mod broker;
 #[path = "support/flags.rs"]
 mod flags;
+#[path = "support/stats.rs"]
+mod stats;
 use broker::Broker;
 use flags::{num, Flags};
+use stats::{median, thousands};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::process::Command;
@@ -525,29 +528,6 @@ fn fetch_only(kafka: &KafkaConfig, plan: &Plan) -> Result<f64, String> {
         ));
     }
     Ok(seconds)
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let mut v = samples.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn thousands(v: f64) -> String {
-    let digits = (v.round() as u128).to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 struct Row {
