@@ -222,12 +222,12 @@ impl Reports {
     }
 
     pub fn contains_event(&self, event: u64) -> bool {
-        match &self.0 {
-            Items::Many(m) if m.index.is_some() => {
-                m.index.as_ref().is_some_and(|i| i.contains(&event))
+        if let Items::Many(m) = &self.0 {
+            if let Some(index) = &m.index {
+                return index.contains(&event);
             }
-            _ => self.as_slice().iter().any(|r| r.event == event),
         }
+        self.as_slice().iter().any(|r| r.event == event)
     }
 
     /// The boxed form, which every key with more than one report (or a sliding count) has.
