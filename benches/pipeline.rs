@@ -26,6 +26,8 @@
 mod broker;
 #[path = "support/flags.rs"]
 mod flags;
+#[path = "support/hop.rs"]
+mod hop;
 #[path = "support/stats.rs"]
 mod stats;
 use broker::{target_dir, Broker};
@@ -48,6 +50,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
@@ -97,10 +100,12 @@ usage: bash scripts/bench.sh [--quick] [OPTIONS]
                         (default linger.ms=5,socket.nagle.disable=true)
   --lat-daemon-producer K=V,..  properties of the daemon's alert producer in the latency phase
                         (default linger.ms=1,socket.nagle.disable=true)
-  --lat-commit-interval SPAN  daemon.commit_interval in the latency phase (default 100ms): with
-                        exactly-once an alert is visible with the commit after it
-  --lat-idle-ticks A,B  daemon.idle_tick of each latency variant (default 10ms,1s); the first
-                        is held to the target, the others are shown for comparison
+  --lat-delivery MODE   kafka.delivery in the latency phase: at-least-once (default; an alert is
+                        visible once acknowledged) or exactly-once (visible with the commit
+                        after it, so never sooner than --lat-commit-interval)
+  --lat-commit-interval SPAN  daemon.commit_interval in the latency phase (default 100ms)
+  --lat-idle-ticks A,B  daemon.idle_tick of each latency variant (default 1s); the first is
+                        held to the target, the others are shown for comparison
 ";
 
 // ---------------------------------------------------------------------------------------------
@@ -131,6 +136,8 @@ struct Args {
     lat_idle_ticks: Vec<String>,
     /// Latency phase: `daemon.commit_interval`.
     lat_commit_interval: String,
+    /// Latency phase: `kafka.delivery`.
+    lat_delivery: String,
 }
 
 type Props = Vec<(String, String)>;
@@ -175,8 +182,9 @@ impl Args {
             lat_consumer: props(LAT_CONSUMER).expect("valid default"),
             lat_load_producer: props(LAT_LOAD_PRODUCER).expect("valid default"),
             lat_daemon_producer: props(LAT_DAEMON_PRODUCER).expect("valid default"),
-            lat_idle_ticks: vec!["10ms".into(), "1s".into()],
+            lat_idle_ticks: vec!["1s".into()],
             lat_commit_interval: "100ms".into(),
+            lat_delivery: "at-least-once".into(),
         }
     }
 
@@ -210,6 +218,7 @@ impl Args {
                 "--lat-load-producer" => a.lat_load_producer = props(&value()?)?,
                 "--lat-daemon-producer" => a.lat_daemon_producer = props(&value()?)?,
                 "--lat-commit-interval" => a.lat_commit_interval = value()?,
+                "--lat-delivery" => a.lat_delivery = value()?,
                 "--lat-idle-ticks" => {
                     a.lat_idle_ticks = value()?
                         .split(',')
@@ -638,6 +647,7 @@ struct DaemonSetup<'a> {
     dlq: &'a str,
     idle_tick: &'a str,
     commit_interval: &'a str,
+    delivery: &'a str,
     consumer: &'a [(String, String)],
     producer: &'a [(String, String)],
 }
@@ -655,6 +665,7 @@ input_topics = ["{input}"]
 alert_topic = "{alerts}"
 dlq_topic = "{dlq}"
 group_id = "{group}"
+delivery = "{delivery}"
 [kafka.consumer]
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "500"
@@ -676,6 +687,7 @@ addr = ""
             group = self.group,
             idle_tick = self.idle_tick,
             commit_interval = self.commit_interval,
+            delivery = self.delivery,
             consumer = toml_props(self.consumer),
             producer = toml_props(self.producer),
         );
@@ -865,6 +877,7 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
             dlq,
             idle_tick: "100ms",
             commit_interval: "100ms",
+            delivery: "exactly-once",
             consumer: &[],
             producer: &[],
         }
@@ -978,7 +991,7 @@ struct LatencyRun {
 
 fn latency_run(
     rt: &tokio::runtime::Runtime,
-    broker: &Broker,
+    cluster: &dyn Cluster,
     args: &Args,
     idle_tick: &str,
     run: &str,
@@ -987,17 +1000,19 @@ fn latency_run(
     let alerts = format!("lat-alerts-{run}");
     let dlq = format!("lat-dlq-{run}");
     for t in [&input, &alerts, &dlq] {
-        broker.create_topic(t, args.partitions)?;
+        cluster.create_topic(t, args.partitions)?;
     }
     let group = format!("bench-latency-{run}");
+    let addr = cluster.addr();
     let config = DaemonSetup {
-        addr: &broker.addr,
+        addr: &addr,
         group: &group,
         input: &input,
         alerts: &alerts,
         dlq: &dlq,
         idle_tick,
         commit_interval: &args.lat_commit_interval,
+        delivery: &args.lat_delivery,
         consumer: &args.lat_consumer,
         producer: &args.lat_daemon_producer,
     }
@@ -1021,7 +1036,7 @@ fn latency_run(
     let stop_reader = Arc::new(AtomicBool::new(false));
     let reader = {
         let stop = stop_reader.clone();
-        let (addr, topic, partitions) = (broker.addr.clone(), alerts.clone(), args.partitions);
+        let (addr, topic, partitions) = (addr.clone(), alerts.clone(), args.partitions);
         let props = args.lat_consumer.clone();
         std::thread::spawn(move || -> Result<Vec<(u64, Instant)>, String> {
             let mut c = ClientConfig::new();
@@ -1062,7 +1077,7 @@ fn latency_run(
 
     // The load, from this thread: `rate` events/s, each stamped with the time it is sent.
     let mut pc = ClientConfig::new();
-    pc.set("bootstrap.servers", &broker.addr)
+    pc.set("bootstrap.servers", &addr)
         .set("partitioner", "murmur2_random");
     for (k, v) in &args.lat_load_producer {
         pc.set(k, v);
@@ -1171,31 +1186,20 @@ fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
     let rt = runtime()?;
     let broker = Broker::start()?;
     eprintln!(
-        "latency: tansu at {}; {} ev/s, {} s warm-up + {} s measured per run; idle_tick variants {:?}; commit_interval {}",
-        broker.addr, args.rate, args.warmup, args.duration, args.lat_idle_ticks, args.lat_commit_interval
+        "latency: tansu at {}; {} ev/s, {} s warm-up + {} s measured per run; idle_tick variants {:?}; {}, commit_interval {}",
+        broker.addr, args.rate, args.warmup, args.duration, args.lat_idle_ticks, args.lat_delivery, args.lat_commit_interval
     );
     let mut rows = Vec::new();
     let ms = |v: f64| format!("{v:.2} ms");
     for (variant, idle_tick) in args.lat_idle_ticks.iter().enumerate() {
-        let (mut p50, mut p99, mut max, mut rates) = (vec![], vec![], vec![], vec![]);
-        let mut notes = Vec::new();
-        let mut complete = true;
-        for run in 1..=args.runs {
-            let r = latency_run(&rt, &broker, args, idle_tick, &format!("{variant}-{run}"))?;
-            complete &= r.probes > 0 && r.missing == 0;
-            eprintln!(
-                "latency: idle_tick {idle_tick}, run {run}/{}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} probes ({} missing, {} late events), load {:.0} ev/s; daemon received->acked p99 {:.2} ms",
-                args.runs, r.p50, r.p99, r.max, r.probes, r.missing, r.late, r.achieved_rate, r.daemon_p99
-            );
-            notes.push(format!(
-                "run {run}: {} probes, {} without alert, {} late events",
-                r.probes, r.missing, r.late
-            ));
-            p50.push(r.p50);
-            p99.push(r.p99);
-            max.push(r.max);
-            rates.push(r.achieved_rate);
-        }
+        let LatencyRuns {
+            p50,
+            p99,
+            max,
+            rates,
+            notes,
+            complete,
+        } = latency_runs(&rt, &broker, args, idle_tick, &variant.to_string())?;
         if variant > 0 {
             let (a, b, c) = (median(&p50), median(&p99), median(&max));
             let id = ["3d", "3e", "3f"][variant - 1];
@@ -1214,11 +1218,12 @@ fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
             continue;
         }
         let settings = format!(
-            "{} partitions, {} ev/s (achieved {:.0}), 1 in {} events opens a key; allowed_lateness 0s, idle_tick {idle_tick}, exactly-once, commit_interval {}; consumers (daemon, reader) {}; load producer {}; daemon producer {} (idempotent, acks=all)",
+            "{} partitions, {} ev/s (achieved {:.0}), 1 in {} events opens a key; allowed_lateness 0s, idle_tick {idle_tick}, {}, commit_interval {}; consumers (daemon, reader) {}; load producer {}; daemon producer {} (idempotent, acks=all)",
             args.partitions,
             args.rate,
             median(&rates),
             LAT_PROBE_EVERY,
+            args.lat_delivery,
             args.lat_commit_interval,
             props_text(&args.lat_consumer),
             props_text(&args.lat_load_producer),
@@ -1245,7 +1250,151 @@ fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
         );
         rows.push(Row::new("3c", "alert latency max", "ms").median_of(max, ms));
     }
+    rows.push(broker_floor(&broker, args)?);
+    rows.extend(mock_comparison(&rt, args)?);
     Ok(rows)
+}
+
+/// The medians' inputs of `args.runs` latency runs.
+struct LatencyRuns {
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    max: Vec<f64>,
+    rates: Vec<f64>,
+    notes: Vec<String>,
+    /// Every run measured probes and every probe got its alert.
+    complete: bool,
+}
+
+fn latency_runs(
+    rt: &tokio::runtime::Runtime,
+    cluster: &dyn Cluster,
+    args: &Args,
+    idle_tick: &str,
+    tag: &str,
+) -> Result<LatencyRuns, String> {
+    let mut runs = LatencyRuns {
+        p50: vec![],
+        p99: vec![],
+        max: vec![],
+        rates: vec![],
+        notes: vec![],
+        complete: true,
+    };
+    for run in 1..=args.runs {
+        let r = latency_run(rt, cluster, args, idle_tick, &format!("{tag}-{run}"))?;
+        runs.complete &= r.probes > 0 && r.missing == 0;
+        eprintln!(
+            "latency: {}, idle_tick {idle_tick}, run {run}/{}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} probes ({} missing, {} late events), load {:.0} ev/s; daemon received->acked p99 {:.2} ms",
+            cluster.name(), args.runs, r.p50, r.p99, r.max, r.probes, r.missing, r.late, r.achieved_rate, r.daemon_p99
+        );
+        runs.notes.push(format!(
+            "run {run}: {} probes, {} without alert, {} late events",
+            r.probes, r.missing, r.late
+        ));
+        runs.p50.push(r.p50);
+        runs.p99.push(r.p99);
+        runs.max.push(r.max);
+        runs.rates.push(r.achieved_rate);
+    }
+    Ok(runs)
+}
+
+/// The same daemon path and one-hop floor on librdkafka's in-process mock cluster: what the
+/// daemon costs when the broker is not the limit (for comparison, not held to the target).
+fn mock_comparison(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Vec<Row>, String> {
+    let mock = Mock(MockCluster::new(1).map_err(|e| format!("mock cluster: {e}"))?);
+    let idle_tick = &args.lat_idle_ticks[0];
+    let runs = latency_runs(rt, &mock, args, idle_tick, "mock")?;
+    let (a, c) = (median(&runs.p50), median(&runs.max));
+    let daemon = Row::new(
+        "3h",
+        "alert latency p99 on librdkafka's mock cluster (comparison)",
+        "ms",
+    )
+    .median_of(runs.p99, |v| format!("{v:.2} ms"))
+    .note(format!(
+        "p50 {a:.2} ms, max {c:.2} ms; same load and settings as 3a-3c, in-process broker; {}",
+        runs.notes.join(", ")
+    ));
+    let mut floor = broker_floor(&mock, args)?;
+    floor.id = "3i";
+    floor.measure = "mock cluster floor: one hop p99 (comparison)".into();
+    Ok(vec![daemon, floor])
+}
+
+/// Where the latency phase runs: tansu, or the in-process mock cluster.
+trait Cluster {
+    fn name(&self) -> &'static str;
+    fn addr(&self) -> String;
+    fn create_topic(&self, name: &str, partitions: u32) -> Result<(), String>;
+}
+
+impl Cluster for Broker {
+    fn name(&self) -> &'static str {
+        "tansu"
+    }
+    fn addr(&self) -> String {
+        self.addr.clone()
+    }
+    fn create_topic(&self, name: &str, partitions: u32) -> Result<(), String> {
+        Broker::create_topic(self, name, partitions)
+    }
+}
+
+struct Mock(MockCluster<'static, DefaultProducerContext>);
+
+impl Cluster for Mock {
+    fn name(&self) -> &'static str {
+        "mock cluster"
+    }
+    fn addr(&self) -> String {
+        self.0.bootstrap_servers()
+    }
+    fn create_topic(&self, name: &str, partitions: u32) -> Result<(), String> {
+        self.0
+            .create_topic(name, partitions as i32, 1)
+            .map_err(|e| format!("mock cluster topic {name}: {e}"))
+    }
+}
+
+/// One hop through the broker (produce -> a plain consumer receives) at the same rate and with
+/// the load producer's and the consumers' properties: an alert makes two such hops.
+fn broker_floor(cluster: &dyn Cluster, args: &Args) -> Result<Row, String> {
+    let (mut p50, mut p99, mut max, mut missing) = (vec![], vec![], vec![], 0);
+    for run in 1..=args.runs {
+        let topic = format!("lat-hop-{run}");
+        cluster.create_topic(&topic, args.partitions)?;
+        let addr = cluster.addr();
+        let h = hop::measure(&hop::HopSetup {
+            addr: &addr,
+            topic: &topic,
+            partitions: args.partitions,
+            rate: args.rate,
+            warmup_secs: args.warmup,
+            duration_secs: args.duration,
+            producer: &args.lat_load_producer,
+            consumer: &args.lat_consumer,
+        })?;
+        eprintln!(
+            "latency: {} floor, run {run}/{}: one hop p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} messages ({} missing)",
+            cluster.name(), args.runs, h.p50, h.p99, h.max, h.measured, h.missing
+        );
+        missing += h.missing;
+        p50.push(h.p50);
+        p99.push(h.p99);
+        max.push(h.max);
+    }
+    let (a, c) = (median(&p50), median(&max));
+    Ok(Row::new(
+        "3g",
+        "broker floor: one hop p99 (produce -> plain consumer), no daemon",
+        "ms",
+    )
+    .median_of(p99, |v| format!("{v:.2} ms"))
+    .note(format!(
+        "p50 {a:.2} ms, max {c:.2} ms, {missing} messages never read back; same rate, partitions and client properties; an alert makes two hops"
+    )))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,145 @@
+//! The broker's own latency floor for the latency phase of benches/pipeline.rs: messages
+//! produced at a steady rate straight to a topic and read back by a plain consumer, with the
+//! same client properties as the daemon path. An alert crosses the broker twice (event in,
+//! alert out), so twice this hop is what no daemon on that broker can beat.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Quantiles of one hop, in milliseconds.
+pub struct Hop {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    /// Messages measured (after the warm-up) and those never read back.
+    pub measured: u64,
+    pub missing: u64,
+}
+
+pub struct HopSetup<'a> {
+    pub addr: &'a str,
+    /// An existing topic with `partitions` partitions.
+    pub topic: &'a str,
+    pub partitions: u32,
+    pub rate: u64,
+    pub warmup_secs: u64,
+    pub duration_secs: u64,
+    pub producer: &'a [(String, String)],
+    pub consumer: &'a [(String, String)],
+}
+
+fn client(addr: &str, props: &[(String, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", addr);
+    for (k, v) in props {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Produces `rate` messages a second (payload: the sequence number) and measures each one's
+/// send -> receive time; the first `warmup_secs` are not counted.
+pub fn measure(s: &HopSetup<'_>) -> Result<Hop, String> {
+    let mut cc = client(s.addr, s.consumer);
+    cc.set("group.id", "bench-hop-reader")
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = cc.create().map_err(|e| format!("hop reader: {e}"))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..s.partitions as i32 {
+        tpl.add_partition_offset(s.topic, p, Offset::End)
+            .map_err(|e| format!("hop assign: {e}"))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| format!("hop assign: {e}"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || -> Result<Vec<(u64, Instant)>, String> {
+            let mut got = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match consumer.poll(Duration::from_millis(20)) {
+                    Some(Ok(m)) => {
+                        let at = Instant::now();
+                        let seq = std::str::from_utf8(m.payload().unwrap_or(b""))
+                            .ok()
+                            .and_then(|t| t.parse::<u64>().ok())
+                            .ok_or("hop payload is not a sequence number")?;
+                        got.push((seq, at));
+                    }
+                    Some(Err(e)) => return Err(format!("hop reader: {e}")),
+                    None => {}
+                }
+            }
+            Ok(got)
+        })
+    };
+    // The reader's assignment resolves Offset::End asynchronously: give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut pc = client(s.addr, s.producer);
+    pc.set("partitioner", "murmur2_random");
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        pc.create().map_err(|e| format!("hop producer: {e}"))?;
+    let total = s.rate * (s.warmup_secs + s.duration_secs);
+    let measured_from = s.rate * s.warmup_secs;
+    let mut sent: Vec<Option<Instant>> = vec![None; total as usize];
+    let nanos_per_message = 1e9 / s.rate as f64;
+    let started = Instant::now();
+    for seq in 0..total {
+        let due = started + Duration::from_nanos((seq as f64 * nanos_per_message) as u64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let payload = seq.to_string();
+        let key = (seq % 1000).to_string();
+        sent[seq as usize] = Some(Instant::now());
+        loop {
+            let record = BaseRecord::to(s.topic)
+                .key(key.as_bytes())
+                .payload(payload.as_bytes());
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err((e, _)) => return Err(format!("hop producer: {e}")),
+            }
+        }
+    }
+    let _ = producer.flush(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let received = reader.join().map_err(|_| "the hop reader panicked")??;
+
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut seen = vec![false; sent.len()];
+    for (seq, at) in received {
+        let Some(Some(sent_at)) = sent.get(seq as usize) else {
+            continue;
+        };
+        if std::mem::replace(&mut seen[seq as usize], true) || seq < measured_from {
+            continue;
+        }
+        let micros = at.saturating_duration_since(*sent_at).as_micros() as u64;
+        hist.saturating_record(micros.max(1));
+    }
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1e3;
+    Ok(Hop {
+        p50: ms(0.5),
+        p99: ms(0.99),
+        max: hist.max() as f64 / 1e3,
+        measured: hist.len(),
+        missing: (total - measured_from).saturating_sub(hist.len()),
+    })
+}
