@@ -281,8 +281,16 @@ impl Reports {
     /// Distinct reporters with time in (end - window, end], counting no further than `cap`
     /// where that is cheaper. Calls for one key must come with `end` rising.
     pub fn distinct_reporters(&mut self, end: Timestamp, window: Span, cap: u32) -> u32 {
-        if cap <= SCAN_UP_TO {
-            return distinct_reporters_capped(self.window(end, window), cap);
+        let in_window = self.window(end, window);
+        if cap <= SCAN_UP_TO || in_window.len() <= SCAN_UP_TO as usize {
+            let n = distinct_reporters_capped(in_window, cap);
+            // A scan was enough: drop the sliding count (it is rebuilt if the window fills
+            // again), so that a quiet key of a high-threshold class can return to the inline
+            // form instead of keeping a box and a map for one report.
+            if let Items::Many(m) = &mut self.0 {
+                m.sliding = None;
+            }
+            return n;
         }
         let start = end.saturating_sub(window);
         let m = self.many();
@@ -385,16 +393,27 @@ impl Reports {
 /// Distinct reporters in `reports`, counting no further than `cap` (the highest threshold), newest
 /// first, so a hot key costs only as much as its latest few reporters.
 pub fn distinct_reporters_capped(reports: &[Report], cap: u32) -> u32 {
-    let mut seen: Vec<u64> = Vec::with_capacity(cap as usize);
+    // Called for every decided report: the common case counts on the stack.
+    let mut small = [0u64; SCAN_UP_TO as usize];
+    let mut large = Vec::new();
+    let limit = cap.min(reports.len() as u32) as usize;
+    let seen: &mut [u64] = if limit <= small.len() {
+        &mut small[..limit]
+    } else {
+        large.resize(limit, 0);
+        &mut large
+    };
+    let mut n = 0;
     for r in reports.iter().rev() {
-        if !seen.contains(&r.reporter) {
-            seen.push(r.reporter);
-            if seen.len() as u32 >= cap {
-                break;
-            }
+        if n == limit {
+            break;
+        }
+        if !seen[..n].contains(&r.reporter) {
+            seen[n] = r.reporter;
+            n += 1;
         }
     }
-    seen.len() as u32
+    n as u32
 }
 
 fn top(counts: HashMap<&str, u32>) -> Vec<(String, u32)> {
@@ -517,6 +536,44 @@ pub(crate) mod tests {
         assert!(r.is_empty());
         assert!(r.insert(report(30, "d", "z")));
         assert_eq!(r.first_at_or_after(Timestamp(0)), Some(Timestamp(30)));
+    }
+
+    /// A high threshold counts incrementally only while the window holds more than a scan's
+    /// worth of reports; the count is the same either way, and a quiet key of such a class goes
+    /// back to the inline form instead of keeping a box and a map for one report.
+    #[test]
+    fn high_threshold_counts_agree_with_a_recount_as_the_window_fills_and_drains() {
+        let mut r = Reports::default();
+        let window = Span(100);
+        // Dense (40 reports in a window), then sparse (one per window), then dense again.
+        let times: Vec<i64> = (0..80)
+            .map(|i| i * 3)
+            .chain((1..6).map(|i| 240 + i * 150))
+            .chain((0..60).map(|i| 1200 + i * 2))
+            .collect();
+        for (i, at) in times.iter().enumerate() {
+            assert!(r.insert(report(*at, &format!("e{i}"), &format!("c{}", i % 23))));
+            let end = *at;
+            let recount: HashSet<u64> = r
+                .as_slice()
+                .iter()
+                .filter(|x| x.at.0 > end - window.0 && x.at.0 <= end)
+                .map(|x| x.reporter)
+                .collect();
+            assert_eq!(
+                r.distinct_reporters(Timestamp(end), window, 400),
+                recount.len() as u32,
+                "at {end}"
+            );
+            r.prune_through(Timestamp(end - window.0));
+            if (241..1200).contains(&end) {
+                assert!(
+                    matches!(r.0, Items::One(_)),
+                    "a lone report stays inline at {end}"
+                );
+            }
+        }
+        assert!(matches!(r.0, Items::Many(_)));
     }
 
     #[test]
