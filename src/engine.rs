@@ -19,8 +19,6 @@
 //! of the live keys, starting from that watermark, rebuilds every live key exactly: its whole
 //! life is in the replayed span, and the same watermark means the same events are late.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -32,6 +30,7 @@ pub use crate::key::Key;
 use crate::key::{AsKeyRef, KeyRef, Prehashed};
 use crate::policy::{Level, Policy, Trigger};
 use crate::time::{Span, Timestamp};
+use crate::timers::Timers;
 use crate::window::{hash_str, summarize, Report, Reports};
 
 /// The open episode of a key.
@@ -113,7 +112,7 @@ pub struct Engine {
     keys: KeyMap,
     /// Keys by the next instant they need a decision at. An entry whose time is no longer the
     /// key's `timer` is stale and skipped: moving a timer earlier just pushes a new entry.
-    timers: BinaryHeap<Reverse<(Timestamp, Key)>>,
+    timers: Timers<Key>,
     watermark: Option<Timestamp>,
     /// Every instant before this is final.
     frontier: Timestamp,
@@ -129,7 +128,7 @@ impl Engine {
         Engine {
             policy,
             keys: Arc::new(DashMap::with_hasher(Prehashed)),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             watermark: None,
             frontier: Timestamp::MIN,
             stats: EngineStats::default(),
@@ -232,7 +231,10 @@ impl Engine {
             };
             if state.reports.insert(report) {
                 reports += 1;
-                schedule(&mut self.timers, &key, &mut state, at);
+                if state.timer > at {
+                    self.timers.push_report(at, key.clone());
+                    state.timer = at;
+                }
             } else {
                 duplicates += 1;
             }
@@ -300,11 +302,7 @@ impl Engine {
     }
 
     fn run_timers(&mut self, out: &mut Vec<Alert>) {
-        while let Some(Reverse((due, _))) = self.timers.peek() {
-            if *due >= self.frontier {
-                break;
-            }
-            let Reverse((due, key)) = self.timers.pop().expect("checked non-empty");
+        while let Some((due, key)) = self.timers.pop_before(self.frontier) {
             let idle = {
                 let Some(mut state) = self.keys.get_mut(&key) else {
                     continue;
@@ -321,8 +319,17 @@ impl Engine {
                     &mut state,
                     out,
                 );
-                if let Some(due) = next_due(&self.policy, &state) {
-                    schedule(&mut self.timers, &key, &mut state, due);
+                match next_due(&self.policy, &state) {
+                    Some(Due::Report(at)) => {
+                        self.timers.push_report(at, key.clone());
+                        state.timer = at;
+                    }
+                    Some(Due::Drain(at)) => {
+                        self.timers
+                            .push_drain(state.class, at, key.clone(), self.frontier);
+                        state.timer = at;
+                    }
+                    None => {}
                 }
                 state.is_idle()
             };
@@ -331,32 +338,28 @@ impl Engine {
                 self.stats.evicted_keys += 1;
             }
         }
+        self.timers.settle();
     }
 }
 
-/// Makes sure the key has a timer no later than `due`.
-fn schedule(
-    timers: &mut BinaryHeap<Reverse<(Timestamp, Key)>>,
-    key: &Key,
-    state: &mut KeyState,
-    due: Timestamp,
-) {
-    if state.timer <= due {
-        return;
-    }
-    timers.push(Reverse((due, key.clone())));
-    state.timer = due;
+/// What a key waits for next, and when.
+enum Due {
+    /// Its first undecided report becomes final.
+    Report(Timestamp),
+    /// Its window drains and its episode ends.
+    Drain(Timestamp),
 }
 
 /// The next instant at which this key needs a decision: its first undecided report, or the
-/// instant its window drains.
-fn next_due(policy: &Policy, state: &KeyState) -> Option<Timestamp> {
+/// instant its window drains. Called right after [`evaluate`], so no timer is pending.
+fn next_due(policy: &Policy, state: &KeyState) -> Option<Due> {
     let window = policy.class(state.class).window;
     let report = state.reports.first_at_or_after(state.evaluated_before);
     let drain = state.episode.map(|e| e.last_report.saturating_add(window));
     match (report, drain) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+        (Some(r), Some(d)) if d < r => Some(Due::Drain(d)),
+        (Some(r), _) => Some(Due::Report(r)),
+        (None, d) => d.map(Due::Drain),
     }
 }
 

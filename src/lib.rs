@@ -10,6 +10,7 @@
 //! - [`policy`]: tag classes, thresholds, rungs and the severity fast path.
 //! - [`key`]: the (product, defect tag) key, hashed once, looked up without allocating.
 //! - [`engine`]: keys, event-time watermark, episodes; events in, [`alert::Alert`]s out.
+//! - [`timers`]: which key the engine must decide next (report timers and window drains).
 //! - [`alert`]: the alert format and its deterministic ids.
 //! - [`replay`] and [`backtest`]: the engine over JSON-lines files, and scoring against recalls.
 //! - [`kafka`]: the daemon: consumer group in (cooperative-sticky), one engine per partition,
@@ -37,4 +38,5 @@ pub mod replay;
 pub mod service;
 pub mod shutdown;
 pub mod time;
+pub mod timers;
 pub mod window;
