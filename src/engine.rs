@@ -396,13 +396,21 @@ fn evaluate(
             stats.open_episodes[peak.index()] -= 1;
         }
     };
-    let mut cursor = state.evaluated_before;
-    while let Some(at) = state
-        .reports
-        .first_at_or_after(cursor)
-        .filter(|at| *at < frontier)
-    {
-        cursor = at.saturating_add(Span(1));
+    // Index of the first undecided report: nothing in this loop adds or removes reports, so
+    // one search finds it and the loop walks on from there.
+    let mut next = {
+        let before = state.evaluated_before;
+        state.reports.as_slice().partition_point(|r| r.at < before)
+    };
+    loop {
+        let live = state.reports.as_slice();
+        let Some(at) = live.get(next).map(|r| r.at).filter(|at| *at < frontier) else {
+            break;
+        };
+        // The reports at exactly `at` are live[next..through].
+        let through = next + live[next..].iter().take_while(|r| r.at == at).count();
+        let here = next..through;
+        next = through;
         if state
             .episode
             .is_some_and(|e| at > e.last_report.saturating_add(window))
@@ -418,16 +426,15 @@ fn evaluate(
         if episode.level == Some(Level::Problem) {
             continue;
         }
-        let reporters = state
-            .reports
-            .distinct_reporters(at, window, class.thresholds.problem);
+        let reporters =
+            state
+                .reports
+                .distinct_reporters_through(through, at, window, class.thresholds.problem);
         let mut rung = class
             .rung(reporters)
             .map(|(level, threshold)| (level, Trigger::Threshold(threshold)));
         if rung.is_none_or(|(level, _)| level < Level::Problem) {
-            let severe = state
-                .reports
-                .at(at)
+            let severe = state.reports.as_slice()[here]
                 .iter()
                 .find_map(|r| policy.fast_path(&r.severity()));
             if let Some(why) = severe {
@@ -437,6 +444,7 @@ fn evaluate(
         let Some((level, trigger)) = rung else {
             continue;
         };
+        let episode = state.episode.as_mut().expect("opened above");
         let previous = episode.level;
         if previous.is_some_and(|p| p >= level) {
             continue;

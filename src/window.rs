@@ -281,7 +281,22 @@ impl Reports {
     /// Distinct reporters with time in (end - window, end], counting no further than `cap`
     /// where that is cheaper. Calls for one key must come with `end` rising.
     pub fn distinct_reporters(&mut self, end: Timestamp, window: Span, cap: u32) -> u32 {
-        let in_window = self.window(end, window);
+        let through = self.as_slice().partition_point(|r| r.at <= end);
+        self.distinct_reporters_through(through, end, window, cap)
+    }
+
+    /// [`Reports::distinct_reporters`] for a caller that knows where the window ends: `through`
+    /// is the index in [`Reports::as_slice`] just past the last report at or before `end`.
+    pub fn distinct_reporters_through(
+        &mut self,
+        through: usize,
+        end: Timestamp,
+        window: Span,
+        cap: u32,
+    ) -> u32 {
+        let before = &self.as_slice()[..through];
+        let start = end.saturating_sub(window);
+        let in_window = &before[before.partition_point(|r| r.at <= start)..];
         if cap <= SCAN_UP_TO || in_window.len() <= SCAN_UP_TO as usize {
             let n = distinct_reporters_capped(in_window, cap);
             // A scan was enough: drop the sliding count (it is rebuilt if the window fills
@@ -292,7 +307,6 @@ impl Reports {
             }
             return n;
         }
-        let start = end.saturating_sub(window);
         let m = self.many();
         let live = &m.items[m.start..];
         let range = |lo: Timestamp, hi: Timestamp| {
