@@ -321,13 +321,19 @@ pub fn decode(input: &[u8]) -> Result<ContactEvent<'_>, DecodeError> {
             problem: format!("must hold 1 to {MAX_TAGS} tags, got {}", tags.len()),
         });
     }
-    let mut defect_tags: Vec<Cow<'_, str>> = Vec::with_capacity(tags.len());
-    for tag in tags {
-        let tag = limited("defect_tags", tag.0, MAX_TAG_CHARS, true)?;
-        if !defect_tags.contains(&tag) {
-            defect_tags.push(tag);
+    // In place: the parser's vector becomes the event's (one allocation per event, not two).
+    let mut defect_tags = tags
+        .into_iter()
+        .map(|tag| limited("defect_tags", tag.0, MAX_TAG_CHARS, true))
+        .collect::<Result<Vec<Cow<'_, str>>, _>>()?;
+    let mut unique = 0;
+    for i in 0..defect_tags.len() {
+        if !defect_tags[..unique].contains(&defect_tags[i]) {
+            defect_tags.swap(unique, i);
+            unique += 1;
         }
     }
+    defect_tags.truncate(unique);
     let customer_id = raw
         .customer_id
         .map(|c| limited("customer_id", c.0, MAX_CUSTOMER_ID_CHARS, false))
