@@ -205,12 +205,7 @@ impl Engine {
                 event.region.as_deref(),
             );
             let probe = KeyRef::new(&event.product_id, tag);
-            let mut found = self.keys.get_mut(&probe as &dyn AsKeyRef);
-            let key = match &found {
-                Some(entry) => entry.key().clone(),
-                None => probe.to_key(),
-            };
-            let mut state = match found.take() {
+            let mut state = match self.keys.get_mut(&probe as &dyn AsKeyRef) {
                 Some(state) => state,
                 None if self.keys.len() >= self.policy.config().max_keys => {
                     refused += 1;
@@ -218,21 +213,25 @@ impl Engine {
                 }
                 None => {
                     let class = self.policy.classify(tag);
-                    self.keys.entry(key.clone()).or_insert(Box::new(KeyState {
-                        class,
-                        reports: Reports::default(),
-                        episode: None,
-                        evaluated_before: self.frontier,
-                        timer: NO_TIMER,
-                        since_offset: offset,
-                        since_watermark: since_watermark.unwrap_or(Timestamp::MIN),
-                    }))
+                    self.keys
+                        .entry(probe.to_key())
+                        .or_insert(Box::new(KeyState {
+                            class,
+                            reports: Reports::default(),
+                            episode: None,
+                            evaluated_before: self.frontier,
+                            timer: NO_TIMER,
+                            since_offset: offset,
+                            since_watermark: since_watermark.unwrap_or(Timestamp::MIN),
+                        }))
                 }
             };
             if state.reports.insert(report) {
                 reports += 1;
                 if state.timer > at {
-                    self.timers.push_report(at, key.clone());
+                    // The key is cloned (an atomic increment) only for a new timer: a key
+                    // whose earlier report still waits needs none.
+                    self.timers.push_report(at, state.key().clone());
                     state.timer = at;
                 }
             } else {
