@@ -22,6 +22,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::Offset;
 
+use prometheus::IntCounter;
+
 use super::checkpoint::Checkpoint;
 use super::client::{finish_revocation, ConsumerEvent, Context};
 use super::live::LiveWindows;
@@ -33,7 +35,7 @@ use super::restore::{self, RestoreError};
 use crate::alert::{Alert, Status};
 use crate::config::Config;
 use crate::engine::Ingest;
-use crate::event::decode;
+use crate::event::{decode, Channel};
 use crate::metrics::{Health, Metrics};
 use crate::policy::Policy;
 use crate::shutdown::Shutdown;
@@ -93,6 +95,9 @@ struct Daemon {
     uncommitted: Vec<Sent>,
     last_checkpoint: Instant,
     summary: RunSummary,
+    /// `events_consumed` by [`Channel::index`], resolved once: a labelled lookup per message
+    /// hashes the label and takes a lock.
+    consumed_by_channel: Vec<IntCounter>,
 }
 
 /// Runs until `shutdown` fires, then drains within the grace period.
@@ -118,6 +123,15 @@ pub async fn run(
         .health
         .set_ready(false, "waiting for partition assignment");
     let policy = Policy::new(config.detector.clone());
+    let consumed_by_channel = Channel::ALL
+        .iter()
+        .map(|c| {
+            services
+                .metrics
+                .events_consumed
+                .with_label_values(&[c.as_str()])
+        })
+        .collect();
     let mut daemon = Daemon {
         policy,
         services,
@@ -128,6 +142,7 @@ pub async fn run(
         uncommitted: Vec::new(),
         last_checkpoint: Instant::now(),
         summary: RunSummary::default(),
+        consumed_by_channel,
         config,
     };
     let tick_every = if daemon.config.daemon.idle_tick.0 > 0 {
@@ -187,10 +202,7 @@ impl Daemon {
                 dead = Some(("bad", e.reason().as_str().to_owned(), e.to_string()));
             }
             Ok(event) => {
-                metrics
-                    .events_consumed
-                    .with_label_values(&[event.channel.as_str()])
-                    .inc();
+                self.consumed_by_channel[event.channel.index()].inc();
                 let lag = Timestamp::now().0 - event.occurred_at.0;
                 metrics.observe_event_time_lag_seconds(lag as f64 / 1e6);
                 match state.engine.ingest_at(&event, offset, &mut alerts) {
