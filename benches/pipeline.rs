@@ -87,6 +87,10 @@ usage: bash scripts/bench.sh [--quick] [OPTIONS]
   --events N            events in the generated file (default 5000000; quick 200000)
   --kafka-events N      events preloaded into the input topic (default 1000000; quick 100000)
   --partitions N        partitions of the input and alert topics (default 3)
+  --kafka-consumer K=V,..  librdkafka properties of both consumers (raw and daemon) in the kafka
+                        phase (default none)
+  --kafka-delivery MODE kafka.delivery of the daemon in the kafka phase: exactly-once (default,
+                        as the daemon's default) or at-least-once
   --rate N              events/s of the latency load (default 10000)
   --warmup SECS         latency warm-up (default 3; quick 1)
   --duration SECS       latency measurement (default 20; quick 3)
@@ -138,6 +142,10 @@ struct Args {
     lat_commit_interval: String,
     /// Latency phase: `kafka.delivery`.
     lat_delivery: String,
+    /// Kafka phase: `kafka.delivery`.
+    kafka_delivery: String,
+    /// Kafka phase: properties of both consumers.
+    kafka_consumer: Props,
 }
 
 type Props = Vec<(String, String)>;
@@ -185,6 +193,8 @@ impl Args {
             lat_idle_ticks: vec!["1s".into()],
             lat_commit_interval: "100ms".into(),
             lat_delivery: "at-least-once".into(),
+            kafka_delivery: "exactly-once".into(),
+            kafka_consumer: Vec::new(),
         }
     }
 
@@ -219,6 +229,8 @@ impl Args {
                 "--lat-daemon-producer" => a.lat_daemon_producer = props(&value()?)?,
                 "--lat-commit-interval" => a.lat_commit_interval = value()?,
                 "--lat-delivery" => a.lat_delivery = value()?,
+                "--kafka-delivery" => a.kafka_delivery = value()?,
+                "--kafka-consumer" => a.kafka_consumer = props(&value()?)?,
                 "--lat-idle-ticks" => {
                     a.lat_idle_ticks = value()?
                         .split(',')
@@ -736,13 +748,21 @@ fn assigned_partitions(topic: &str, partitions: u32) -> TopicPartitionList {
 // 2. the daemon vs a raw consumer
 
 /// A plain consumer, assign() from the beginning (no group join), counting `n` messages.
-fn raw_consume(addr: &str, topic: &str, partitions: u32, n: u64) -> Result<Duration, String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", addr)
+fn raw_consume(
+    addr: &str,
+    topic: &str,
+    partitions: u32,
+    n: u64,
+    props: &[(String, String)],
+) -> Result<Duration, String> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", addr)
         .set("group.id", "bench-raw")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| format!("raw consumer: {e}"))?;
+        .set("enable.auto.commit", "false");
+    for (k, v) in props {
+        c.set(k, v);
+    }
+    let consumer: BaseConsumer = c.create().map_err(|e| format!("raw consumer: {e}"))?;
     let started = Instant::now();
     consumer
         .assign(&assigned_partitions(topic, partitions))
@@ -866,7 +886,13 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
     let (mut raw, mut daemon, mut ratios, mut joins) = (Vec::new(), Vec::new(), Vec::new(), vec![]);
     let mut notes = Vec::new();
     for run in 1..=args.runs {
-        let t = raw_consume(&broker.addr, input, args.partitions, n)?;
+        let t = raw_consume(
+            &broker.addr,
+            input,
+            args.partitions,
+            n,
+            &args.kafka_consumer,
+        )?;
         let r = n as f64 / t.as_secs_f64();
         let group = format!("bench-daemon-{run}");
         let config = DaemonSetup {
@@ -877,8 +903,8 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
             dlq,
             idle_tick: "100ms",
             commit_interval: "100ms",
-            delivery: "exactly-once",
-            consumer: &[],
+            delivery: &args.kafka_delivery,
+            consumer: &args.kafka_consumer,
             producer: &[],
         }
         .config()?;
@@ -925,7 +951,7 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
         median(&joins),
         notes.join(", ")
     );
-    note.push_str("; idle_tick 100ms, allowed_lateness 0s, session.timeout.ms 6000");
+    note.push_str(&format!("; {}, commit_interval 100ms, idle_tick 100ms, allowed_lateness 0s, session.timeout.ms 6000", args.kafka_delivery));
     Ok(vec![
         Row::new(
             "2a",
