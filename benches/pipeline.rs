@@ -1053,6 +1053,7 @@ fn latency_run(
     args: &Args,
     idle_tick: &str,
     run: &str,
+    load_producer: &[(String, String)],
 ) -> Result<LatencyRun, String> {
     let input = format!("lat-events-{run}");
     let alerts = format!("lat-alerts-{run}");
@@ -1137,7 +1138,7 @@ fn latency_run(
     let mut pc = ClientConfig::new();
     pc.set("bootstrap.servers", &addr)
         .set("partitioner", "murmur2_random");
-    for (k, v) in &args.lat_load_producer {
+    for (k, v) in load_producer {
         pc.set(k, v);
     }
     let producer: ThreadedProducer<DefaultProducerContext> =
@@ -1242,11 +1243,15 @@ const LAT_DAEMON_PRODUCER: &str = "linger.ms=1,socket.nagle.disable=true";
 
 fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
     let rt = runtime()?;
-    let broker = Broker::start()?;
     eprintln!(
-        "latency: tansu at {}; {} ev/s, {} s warm-up + {} s measured per run; idle_tick variants {:?}; {}, commit_interval {}",
-        broker.addr, args.rate, args.warmup, args.duration, args.lat_idle_ticks, args.lat_delivery, args.lat_commit_interval
+        "latency: a fresh tansu per run; {} ev/s, {} s warm-up + {} s measured per run; idle_tick variants {:?}; {}, commit_interval {}",
+        args.rate, args.warmup, args.duration, args.lat_idle_ticks, args.lat_delivery, args.lat_commit_interval
     );
+    let tansu = Fresh {
+        name: "tansu",
+        start: &|| Ok(Box::new(Broker::start()?) as Box<dyn Cluster>),
+        load_producer: args.lat_load_producer.clone(),
+    };
     let mut rows = Vec::new();
     let ms = |v: f64| format!("{v:.2} ms");
     for (variant, idle_tick) in args.lat_idle_ticks.iter().enumerate() {
@@ -1257,7 +1262,7 @@ fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
             rates,
             notes,
             complete,
-        } = latency_runs(&rt, &broker, args, idle_tick, &variant.to_string())?;
+        } = latency_runs(&rt, &tansu, args, idle_tick, &variant.to_string())?;
         if variant > 0 {
             let (a, b, c) = (median(&p50), median(&p99), median(&max));
             let id = ["3d", "3e", "3f"][variant - 1];
@@ -1308,7 +1313,7 @@ fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
         );
         rows.push(Row::new("3c", "alert latency max", "ms").median_of(max, ms));
     }
-    rows.push(broker_floor(&broker, args)?);
+    rows.push(broker_floor(&tansu, args)?);
     rows.extend(mock_comparison(&rt, args)?);
     Ok(rows)
 }
@@ -1326,7 +1331,7 @@ struct LatencyRuns {
 
 fn latency_runs(
     rt: &tokio::runtime::Runtime,
-    cluster: &dyn Cluster,
+    fresh: &Fresh<'_>,
     args: &Args,
     idle_tick: &str,
     tag: &str,
@@ -1340,11 +1345,19 @@ fn latency_runs(
         complete: true,
     };
     for run in 1..=args.runs {
-        let r = latency_run(rt, cluster, args, idle_tick, &format!("{tag}-{run}"))?;
+        let cluster = (fresh.start)()?;
+        let r = latency_run(
+            rt,
+            cluster.as_ref(),
+            args,
+            idle_tick,
+            &format!("{tag}-{run}"),
+            &fresh.load_producer,
+        )?;
         runs.complete &= r.probes > 0 && r.missing == 0;
         eprintln!(
             "latency: {}, idle_tick {idle_tick}, run {run}/{}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} probes ({} missing, {} late events), load {:.0} ev/s; daemon received->acked p99 {:.2} ms",
-            cluster.name(), args.runs, r.p50, r.p99, r.max, r.probes, r.missing, r.late, r.achieved_rate, r.daemon_p99
+            fresh.name, args.runs, r.p50, r.p99, r.max, r.probes, r.missing, r.late, r.achieved_rate, r.daemon_p99
         );
         runs.notes.push(format!(
             "run {run}: {} probes, {} without alert, {} late events",
@@ -1361,7 +1374,14 @@ fn latency_runs(
 /// The same daemon path and one-hop floor on librdkafka's in-process mock cluster: what the
 /// daemon costs when the broker is not the limit (for comparison, not held to the target).
 fn mock_comparison(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Vec<Row>, String> {
-    let mock = Mock(MockCluster::new(1).map_err(|e| format!("mock cluster: {e}"))?);
+    let mock = Fresh {
+        name: "mock cluster",
+        start: &|| {
+            let cluster = MockCluster::new(1).map_err(|e| format!("mock cluster: {e}"))?;
+            Ok(Box::new(Mock(cluster)) as Box<dyn Cluster>)
+        },
+        load_producer: args.lat_load_producer.clone(),
+    };
     let idle_tick = &args.lat_idle_ticks[0];
     let runs = latency_runs(rt, &mock, args, idle_tick, "mock")?;
     let (a, c) = (median(&runs.p50), median(&runs.max));
@@ -1372,7 +1392,7 @@ fn mock_comparison(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Vec<Row>
     )
     .median_of(runs.p99, |v| format!("{v:.2} ms"))
     .note(format!(
-        "p50 {a:.2} ms, max {c:.2} ms; same load and settings as 3a-3c, in-process broker; {}",
+        "p50 {a:.2} ms, max {c:.2} ms; in-process broker, same load and settings as 3a-3c (linger.ms=1 for the load made it worse: one-hop p99 144 ms); {}",
         runs.notes.join(", ")
     ));
     let mut floor = broker_floor(&mock, args)?;
@@ -1381,17 +1401,23 @@ fn mock_comparison(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Vec<Row>
     Ok(vec![daemon, floor])
 }
 
+/// Starts a broker for one run: tansu keeps every message in memory and slows down as it
+/// fills, so each run gets a fresh one and no run pays for the ones before it.
+struct Fresh<'a> {
+    name: &'static str,
+    start: &'a dyn Fn() -> Result<Box<dyn Cluster>, String>,
+    /// The load producer's properties (the same for both kinds today; tansu and the mock
+    /// cluster both fall behind with linger.ms below 5 at 10,000 messages a second).
+    load_producer: Props,
+}
+
 /// Where the latency phase runs: tansu, or the in-process mock cluster.
 trait Cluster {
-    fn name(&self) -> &'static str;
     fn addr(&self) -> String;
     fn create_topic(&self, name: &str, partitions: u32) -> Result<(), String>;
 }
 
 impl Cluster for Broker {
-    fn name(&self) -> &'static str {
-        "tansu"
-    }
     fn addr(&self) -> String {
         self.addr.clone()
     }
@@ -1403,9 +1429,6 @@ impl Cluster for Broker {
 struct Mock(MockCluster<'static, DefaultProducerContext>);
 
 impl Cluster for Mock {
-    fn name(&self) -> &'static str {
-        "mock cluster"
-    }
     fn addr(&self) -> String {
         self.0.bootstrap_servers()
     }
@@ -1418,9 +1441,10 @@ impl Cluster for Mock {
 
 /// One hop through the broker (produce -> a plain consumer receives) at the same rate and with
 /// the load producer's and the consumers' properties: an alert makes two such hops.
-fn broker_floor(cluster: &dyn Cluster, args: &Args) -> Result<Row, String> {
+fn broker_floor(fresh: &Fresh<'_>, args: &Args) -> Result<Row, String> {
     let (mut p50, mut p99, mut max, mut missing) = (vec![], vec![], vec![], 0);
     for run in 1..=args.runs {
+        let cluster = (fresh.start)()?;
         let topic = format!("lat-hop-{run}");
         cluster.create_topic(&topic, args.partitions)?;
         let addr = cluster.addr();
@@ -1431,12 +1455,12 @@ fn broker_floor(cluster: &dyn Cluster, args: &Args) -> Result<Row, String> {
             rate: args.rate,
             warmup_secs: args.warmup,
             duration_secs: args.duration,
-            producer: &args.lat_load_producer,
+            producer: &fresh.load_producer,
             consumer: &args.lat_consumer,
         })?;
         eprintln!(
             "latency: {} floor, run {run}/{}: one hop p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} messages ({} missing)",
-            cluster.name(), args.runs, h.p50, h.p99, h.max, h.measured, h.missing
+            fresh.name, args.runs, h.p50, h.p99, h.max, h.measured, h.missing
         );
         missing += h.missing;
         p50.push(h.p50);
@@ -1451,7 +1475,7 @@ fn broker_floor(cluster: &dyn Cluster, args: &Args) -> Result<Row, String> {
     )
     .median_of(p99, |v| format!("{v:.2} ms"))
     .note(format!(
-        "p50 {a:.2} ms, max {c:.2} ms, {missing} messages never read back; same rate, partitions and client properties; an alert makes two hops"
+        "p50 {a:.2} ms, max {c:.2} ms, {missing} messages never read back; same rate, partitions and consumer properties, load producer {}; an alert makes two hops", props_text(&fresh.load_producer)
     )))
 }
 
