@@ -7,9 +7,9 @@
 //!
 //! 1. **engine**: one generated JSON-lines file (`GenSpec` defaults, 5,000,000 events, written
 //!    once into `target/bench-data/` and reused while the spec is the same), read (a) by a
-//!    parse-only loop (serde into a plain struct of borrowed strings, nothing else) and (b) by
-//!    `replay::replay` with a default `Engine` and alerts discarded; single thread, runs
-//!    interleaved.
+//!    parse-only loop (serde into a plain struct of borrowed strings, nothing else), (b) by
+//!    `replay::replay` with a default `Engine` and alerts discarded, and (c) by `decode` alone,
+//!    which splits replay's time into decoding and engine; single thread, runs interleaved.
 //! 2. **kafka**: tansu on loopback, an input topic preloaded with the first N lines of that file;
 //!    (a) a plain `BaseConsumer` (assign(), no group) that only counts N messages, (b) the daemon
 //!    (`service::start`) until it consumed all N and every alert it produced was acknowledged.
@@ -530,6 +530,33 @@ fn parse_only(path: &Path) -> Result<(u64, Duration), String> {
     Ok((n, started.elapsed()))
 }
 
+/// Reads the file as replay does and runs `decode` (parse and validate) on each line, no engine:
+/// with parse-only below it and replay above it, it splits replay's time into its parts.
+fn decode_only(path: &Path) -> Result<(u64, Duration), String> {
+    let started = Instant::now();
+    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut line = Vec::with_capacity(4096);
+    let mut n = 0u64;
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        let body = trim_line(&line);
+        if body.is_empty() {
+            continue;
+        }
+        let event = decode(body).map_err(|e| format!("decode rejects line {}: {e}", n + 1))?;
+        black_box(&event);
+        n += 1;
+    }
+    Ok((n, started.elapsed()))
+}
+
 /// The detector settings of config/synthetic.toml: defaults plus the generator's routine
 /// contact reasons in a tag class of their own, as a deployment would configure them.
 fn synthetic_detector() -> DetectorConfig {
@@ -572,6 +599,7 @@ fn bench_engine(args: &Args) -> Result<Vec<Row>, String> {
     let mut f = File::open(&data.path).map_err(|e| e.to_string())?;
     std::io::copy(&mut f, &mut std::io::sink()).map_err(|e| e.to_string())?;
     let (mut parse, mut engine, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut decoded = Vec::new();
     let mut alerts = 0;
     for run in 1..=args.runs {
         let (n, t) = parse_only(&data.path)?;
@@ -582,6 +610,14 @@ fn bench_engine(args: &Args) -> Result<Vec<Row>, String> {
             ));
         }
         let p = n as f64 / t.as_secs_f64();
+        let (n, t) = decode_only(&data.path)?;
+        if n != data.events {
+            return Err(format!(
+                "decode-only read {n} events, expected {}",
+                data.events
+            ));
+        }
+        let d = n as f64 / t.as_secs_f64();
         let (events, a, t) = replay_run(&data.path)?;
         if events != data.events {
             return Err(format!("replay counted {events} events of {}", data.events));
@@ -589,14 +625,16 @@ fn bench_engine(args: &Args) -> Result<Vec<Row>, String> {
         alerts = a;
         let r = events as f64 / t.as_secs_f64();
         eprintln!(
-            "engine: run {run}/{}: parse-only {} ev/s, replay {} ev/s ({:.2} s, {a} alerts), ratio {:.3}",
+            "engine: run {run}/{}: parse-only {} ev/s, decode-only {} ev/s, replay {} ev/s ({:.2} s, {a} alerts), ratio {:.3}",
             args.runs,
             thousands(p),
+            thousands(d),
             thousands(r),
             t.as_secs_f64(),
             r / p
         );
         parse.push(p);
+        decoded.push(d);
         engine.push(r);
         ratios.push(r / p);
     }
@@ -610,6 +648,8 @@ fn bench_engine(args: &Args) -> Result<Vec<Row>, String> {
     let p = median(&parse);
     let r = median(&engine);
     let ratio = r / p;
+    // Time per event of replay = decoding + the engine: split it with the decode-only median.
+    let (per_decode, per_replay) = (1e9 / median(&decoded), 1e9 / r);
     Ok(vec![
         Row::new(
             "1a",
@@ -629,6 +669,16 @@ fn bench_engine(args: &Args) -> Result<Vec<Row>, String> {
             .median_of(ratios, |v| format!("{v:.3}"))
             .target(">= 0.6", ratio >= 0.6)
             .note(format!("ratio of the medians: {ratio:.3}; single thread")),
+        Row::new(
+            "1d",
+            "decode-only (recall_radar::event::decode, no engine)",
+            "events/s",
+        )
+        .median_of(decoded, per_sec)
+        .note(format!(
+            "per event: replay {per_replay:.0} ns = reading and decoding {per_decode:.0} ns + engine {:.0} ns",
+            per_replay - per_decode
+        )),
     ])
 }
 
