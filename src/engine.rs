@@ -397,10 +397,9 @@ fn evaluate(
     };
     // Index of the first undecided report: nothing in this loop adds or removes reports, so
     // one search finds it and the loop walks on from there.
-    let mut next = {
-        let before = state.evaluated_before;
-        state.reports.as_slice().partition_point(|r| r.at < before)
-    };
+    let mut next = state
+        .reports
+        .first_index_at_or_after(state.evaluated_before);
     loop {
         let live = state.reports.as_slice();
         let Some(at) = live.get(next).map(|r| r.at).filter(|at| *at < frontier) else {

@@ -296,7 +296,7 @@ impl Reports {
     ) -> u32 {
         let before = &self.as_slice()[..through];
         let start = end.saturating_sub(window);
-        let in_window = &before[before.partition_point(|r| r.at <= start)..];
+        let in_window = &before[partition_point_near_start(before, |r| r.at <= start)..];
         if cap <= SCAN_UP_TO || in_window.len() <= SCAN_UP_TO as usize {
             let n = distinct_reporters_capped(in_window, cap);
             // A scan was enough: drop the sliding count (it is rebuilt if the window fills
@@ -341,7 +341,7 @@ impl Reports {
             }
             Items::Many(m) => m,
         };
-        let n = m.live().partition_point(|r| r.at <= t);
+        let n = partition_point_near_start(m.live(), |r| r.at <= t);
         if n == 0 {
             return;
         }
@@ -390,9 +390,15 @@ impl Reports {
 
     /// The earliest report time at or after `from`.
     pub fn first_at_or_after(&self, from: Timestamp) -> Option<Timestamp> {
-        let live = self.as_slice();
-        let i = live.partition_point(|r| r.at < from);
-        live.get(i).map(|r| r.at)
+        self.as_slice()
+            .get(self.first_index_at_or_after(from))
+            .map(|r| r.at)
+    }
+
+    /// The index in [`Reports::as_slice`] of the first report at or after `from`, searched
+    /// from the end: the engine asks for its undecided reports, which are the newest.
+    pub fn first_index_at_or_after(&self, from: Timestamp) -> usize {
+        partition_point_near_end(self.as_slice(), |r| r.at < from)
     }
 
     /// The reports at exactly `t`.
@@ -402,6 +408,41 @@ impl Reports {
         let hi = live.partition_point(|r| r.at <= t);
         &live[lo..hi]
     }
+}
+
+/// `s.partition_point(pred)` for a point expected near the start of `s` (a window's start,
+/// what pruning drops): gallops forward, so a hot key's search touches its first few cache
+/// lines instead of log2(len) scattered ones. `s` must be partitioned by `pred`.
+pub fn partition_point_near_start<T>(s: &[T], pred: impl Fn(&T) -> bool) -> usize {
+    let (mut lo, mut step) = (0, 1);
+    loop {
+        // Everything before `lo` satisfies `pred`.
+        let probe = lo + step - 1;
+        if probe >= s.len() {
+            return lo + s[lo..].partition_point(&pred);
+        }
+        if !pred(&s[probe]) {
+            return lo + s[lo..probe].partition_point(&pred);
+        }
+        lo = probe + 1;
+        step *= 2;
+    }
+}
+
+/// `s.partition_point(pred)` for a point expected near the end of `s` (the undecided reports
+/// are the newest): gallops back from the end. `s` must be partitioned by `pred`.
+pub fn partition_point_near_end<T>(s: &[T], pred: impl Fn(&T) -> bool) -> usize {
+    let (mut hi, mut step) = (s.len(), 1);
+    while hi > 0 {
+        // Nothing from `hi` on satisfies `pred`.
+        let probe = hi.saturating_sub(step);
+        if pred(&s[probe]) {
+            return probe + 1 + s[probe + 1..hi].partition_point(&pred);
+        }
+        hi = probe;
+        step *= 2;
+    }
+    0
 }
 
 /// Distinct reporters in `reports`, counting no further than `cap` (the highest threshold), newest
@@ -550,6 +591,20 @@ pub(crate) mod tests {
         assert!(r.is_empty());
         assert!(r.insert(report(30, "d", "z")));
         assert_eq!(r.first_at_or_after(Timestamp(0)), Some(Timestamp(30)));
+    }
+
+    proptest::proptest! {
+        /// The galloping searches find what a plain binary search finds, wherever the point is.
+        #[test]
+        fn galloping_searches_agree_with_partition_point(
+            mut v in proptest::collection::vec(0i64..100, 0..200),
+            t in -1i64..101,
+        ) {
+            v.sort_unstable();
+            let want = v.partition_point(|x| *x < t);
+            proptest::prop_assert_eq!(partition_point_near_start(&v, |x| *x < t), want);
+            proptest::prop_assert_eq!(partition_point_near_end(&v, |x| *x < t), want);
+        }
     }
 
     /// A high threshold counts incrementally only while the window holds more than a scan's
