@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -100,6 +101,9 @@ struct Daemon {
     consumed_by_channel: Vec<IntCounter>,
 }
 
+/// Messages handled between two looks at shutdown, rebalances, commits and ticks.
+const RECV_BATCH: usize = 64;
+
 /// Runs until `shutdown` fires, then drains within the grace period.
 pub async fn run(
     config: Config,
@@ -162,10 +166,21 @@ pub async fn run(
             _ = commit.tick() => daemon.commit(false).await?,
             _ = tick.tick() => daemon.tick().await?,
             message = consumer.recv() => {
-                match message {
-                    Ok(m) => daemon.handle(&m).await?,
-                    Err(KafkaError::PartitionEOF(p)) => daemon.caught_up(p),
-                    Err(e) => tracing::warn!(error = %e, "Consume error; retrying."),
+                // Take what is already fetched in one go, so that the select and its timers
+                // are polled once per batch rather than once per message; the branches above
+                // wait at most one batch.
+                let mut next = Some(message);
+                let mut taken = 0;
+                while let Some(message) = next.take() {
+                    match message {
+                        Ok(m) => daemon.handle(&m).await?,
+                        Err(KafkaError::PartitionEOF(p)) => daemon.caught_up(p),
+                        Err(e) => tracing::warn!(error = %e, "Consume error; retrying."),
+                    }
+                    taken += 1;
+                    if taken < RECV_BATCH {
+                        next = consumer.recv().now_or_never();
+                    }
                 }
             }
         }
