@@ -503,8 +503,12 @@ fn ensure_data(events: u64) -> Result<Data, String> {
     })
 }
 
-/// Reads the file line by line as replay does and deserializes each line; nothing else.
-fn parse_only(path: &Path) -> Result<(u64, Duration), String> {
+/// Reads the file line by line as replay does (a 64 KiB buffer, blank lines skipped) and hands
+/// each line to `each`; returns the lines handed and the time taken.
+fn timed_lines(
+    path: &Path,
+    mut each: impl FnMut(&[u8], u64) -> Result<(), String>,
+) -> Result<(u64, Duration), String> {
     let started = Instant::now();
     let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -522,39 +526,30 @@ fn parse_only(path: &Path) -> Result<(u64, Duration), String> {
         if body.is_empty() {
             continue;
         }
-        let event: BaselineEvent<'_> = serde_json::from_slice(body)
-            .map_err(|e| format!("parse-only rejects line {}: {e}", n + 1))?;
-        black_box(&event);
         n += 1;
+        each(body, n)?;
     }
     Ok((n, started.elapsed()))
 }
 
-/// Reads the file as replay does and runs `decode` (parse and validate) on each line, no engine:
-/// with parse-only below it and replay above it, it splits replay's time into its parts.
-fn decode_only(path: &Path) -> Result<(u64, Duration), String> {
-    let started = Instant::now();
-    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut line = Vec::with_capacity(4096);
-    let mut n = 0u64;
-    loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if read == 0 {
-            break;
-        }
-        let body = trim_line(&line);
-        if body.is_empty() {
-            continue;
-        }
-        let event = decode(body).map_err(|e| format!("decode rejects line {}: {e}", n + 1))?;
+/// Deserializes each line into the baseline struct; nothing else.
+fn parse_only(path: &Path) -> Result<(u64, Duration), String> {
+    timed_lines(path, |body, n| {
+        let event: BaselineEvent<'_> = serde_json::from_slice(body)
+            .map_err(|e| format!("parse-only rejects line {n}: {e}"))?;
         black_box(&event);
-        n += 1;
-    }
-    Ok((n, started.elapsed()))
+        Ok(())
+    })
+}
+
+/// Runs `decode` (parse and validate) on each line, no engine: with parse-only below it and
+/// replay above it, it splits replay's time into its parts.
+fn decode_only(path: &Path) -> Result<(u64, Duration), String> {
+    timed_lines(path, |body, n| {
+        let event = decode(body).map_err(|e| format!("decode rejects line {n}: {e}"))?;
+        black_box(&event);
+        Ok(())
+    })
 }
 
 /// The detector settings of config/synthetic.toml: defaults plus the generator's routine
