@@ -48,10 +48,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -1219,18 +1218,8 @@ fn latency_run(
             );
         }
         let sent_at = Instant::now();
-        loop {
-            let record = BaseRecord::to(&input)
-                .key(product.as_bytes())
-                .payload(json.as_bytes());
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                Err((e, _)) => return Err(format!("load producer: {e}")),
-            }
-        }
+        hop::send(&producer, &input, product.as_bytes(), json.as_bytes())
+            .map_err(|e| format!("load producer: {e}"))?;
         if probe {
             sent[(k / LAT_PROBE_EVERY) as usize] = Some(sent_at);
         }

@@ -37,6 +37,25 @@ pub struct HopSetup<'a> {
     pub consumer: &'a [(String, String)],
 }
 
+/// Sends one record, waiting a millisecond at a time while the producer's queue is full.
+pub fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    key: &[u8],
+    payload: &[u8],
+) -> Result<(), KafkaError> {
+    loop {
+        let record = BaseRecord::to(topic).key(key).payload(payload);
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 fn client(addr: &str, props: &[(String, String)]) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", addr);
@@ -104,18 +123,8 @@ pub fn measure(s: &HopSetup<'_>) -> Result<Hop, String> {
         let payload = seq.to_string();
         let key = (seq % 1000).to_string();
         sent[seq as usize] = Some(Instant::now());
-        loop {
-            let record = BaseRecord::to(s.topic)
-                .key(key.as_bytes())
-                .payload(payload.as_bytes());
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                Err((e, _)) => return Err(format!("hop producer: {e}")),
-            }
-        }
+        send(&producer, s.topic, key.as_bytes(), payload.as_bytes())
+            .map_err(|e| format!("hop producer: {e}"))?;
     }
     let _ = producer.flush(Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(1));
