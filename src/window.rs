@@ -400,20 +400,12 @@ impl Reports {
     pub fn first_index_at_or_after(&self, from: Timestamp) -> usize {
         partition_point_near_end(self.as_slice(), |r| r.at < from)
     }
-
-    /// The reports at exactly `t`.
-    pub fn at(&self, t: Timestamp) -> &[Report] {
-        let live = self.as_slice();
-        let lo = live.partition_point(|r| r.at < t);
-        let hi = live.partition_point(|r| r.at <= t);
-        &live[lo..hi]
-    }
 }
 
 /// `s.partition_point(pred)` for a point expected near the start of `s` (a window's start,
 /// what pruning drops): gallops forward, so a hot key's search touches its first few cache
 /// lines instead of log2(len) scattered ones. `s` must be partitioned by `pred`.
-pub fn partition_point_near_start<T>(s: &[T], pred: impl Fn(&T) -> bool) -> usize {
+fn partition_point_near_start<T>(s: &[T], pred: impl Fn(&T) -> bool) -> usize {
     let (mut lo, mut step) = (0, 1);
     loop {
         // Everything before `lo` satisfies `pred`.
@@ -431,7 +423,7 @@ pub fn partition_point_near_start<T>(s: &[T], pred: impl Fn(&T) -> bool) -> usiz
 
 /// `s.partition_point(pred)` for a point expected near the end of `s` (the undecided reports
 /// are the newest): gallops back from the end. `s` must be partitioned by `pred`.
-pub fn partition_point_near_end<T>(s: &[T], pred: impl Fn(&T) -> bool) -> usize {
+fn partition_point_near_end<T>(s: &[T], pred: impl Fn(&T) -> bool) -> usize {
     let (mut hi, mut step) = (s.len(), 1);
     while hi > 0 {
         // Nothing from `hi` on satisfies `pred`.
@@ -707,7 +699,9 @@ pub(crate) mod tests {
         assert_eq!(a.first_at_or_after(Timestamp(0)), Some(Timestamp(1)));
         assert_eq!(a.first_at_or_after(Timestamp(2)), Some(Timestamp(5)));
         assert_eq!(a.first_at_or_after(Timestamp(6)), None);
-        assert_eq!(a.at(Timestamp(5)).len(), 2);
+        // Two reports at exactly 5, between the first index at or after 5 and the first after it.
+        let at_5 = a.first_index_at_or_after(Timestamp(5))..a.first_index_at_or_after(Timestamp(6));
+        assert_eq!(at_5.len(), 2);
     }
 
     #[test]
