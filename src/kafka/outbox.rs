@@ -71,6 +71,11 @@ pub struct Outbox {
     unacknowledged: Vec<DeliveryFuture>,
 }
 
+/// A transaction error the producer cannot recover from (fenced, or a fatal broker error).
+fn is_fatal(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::Transaction(e) if e.is_fatal())
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
 ) -> Result<T, KafkaError> {
@@ -174,8 +179,7 @@ impl Outbox {
             self.in_transaction = false;
             return self.confirm(offsets).await;
         };
-        let fatal = matches!(&error, KafkaError::Transaction(e) if e.is_fatal());
-        if fatal {
+        if is_fatal(&error) {
             return Err(CommitError::Fatal(error));
         }
         tracing::warn!(%error, "Commit failed; aborting the transaction.");
@@ -265,9 +269,7 @@ impl Outbox {
         .await;
         match result {
             Ok(()) => Ok(()),
-            Err(error) if matches!(&error, KafkaError::Transaction(e) if e.is_fatal()) => {
-                Err(CommitError::Fatal(error))
-            }
+            Err(error) if is_fatal(&error) => Err(CommitError::Fatal(error)),
             Err(error) => {
                 tracing::warn!(%error, "Committing offsets again failed; aborting that transaction.");
                 let p = self.producer.clone();
