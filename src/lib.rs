@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`event`]: decode and validate contact events (the input contract).
+//! - [`report`]: one accepted event on one key, as a window keeps it.
 //! - [`window`]: the reports of one key and what a sliding window asks of them.
 //! - [`policy`]: tag classes, thresholds, rungs and the severity fast path.
 //! - [`key`]: the (product, defect tag) key, hashed once, looked up without allocating.
@@ -35,6 +36,7 @@ pub mod key;
 pub mod metrics;
 pub mod policy;
 pub mod replay;
+pub mod report;
 pub mod service;
 pub mod shutdown;
 pub mod time;
