@@ -11,8 +11,9 @@
 //! at most once per episode, only upwards; when the window drains (the frontier passes the last
 //! report + window) a `resolved` alert closes the episode.
 //!
-//! Keys live in a sharded concurrent map so that readers (the admin API) can look while the
-//! engine writes; a timer set orders the keys by the next instant that needs a decision.
+//! Keys live in a [`KeyTable`] that readers (the admin API) can look at while the engine writes;
+//! a timer set orders the keys by the next instant that needs a decision, each timer holding its
+//! key's slot in the table.
 //!
 //! Rebuilding from the input: every key remembers the input position (offset) of the event that
 //! created it and the watermark just before. Replaying the input from the lowest such position
@@ -21,14 +22,13 @@
 
 use std::sync::Arc;
 
-use dashmap::DashMap;
-
 use crate::alert::{Alert, AlertFacts};
 use crate::config::DetectorConfig;
 use crate::event::ContactEvent;
 pub use crate::key::Key;
-use crate::key::{AsKeyRef, KeyRef, Prehashed};
+use crate::key::KeyRef;
 use crate::policy::{Level, Policy, Trigger};
+use crate::table::{Handle, KeyTable, Slots};
 use crate::time::{Span, Timestamp};
 use crate::timers::Timers;
 use crate::window::{hash_str, summarize, Report, Reports};
@@ -103,16 +103,23 @@ pub struct EngineStats {
 }
 
 /// Shared read access to the live keys, for the admin API.
-// Boxed: a map's slots are at most 87.5% full and often half empty (at 1M keys in 8 shards,
-// 48%), so a 112-byte state inline would cost about twice its size per key.
-pub type KeyMap = Arc<DashMap<Key, Box<KeyState>, Prehashed>>;
+pub type KeyMap = Arc<KeyTable<KeyState>>;
+
+/// What a timer holds: its key's slot, and the key's hash, by which timers due at one instant
+/// are ordered (as by the key itself unless two keys' 64-bit hashes collide) without reading
+/// the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct TimerRef {
+    hash: u64,
+    handle: Handle,
+}
 
 pub struct Engine {
     policy: Policy,
     keys: KeyMap,
     /// Keys by the next instant they need a decision at. An entry whose time is no longer the
     /// key's `timer` is stale and skipped: moving a timer earlier just pushes a new entry.
-    timers: Timers<Key>,
+    timers: Timers<TimerRef>,
     watermark: Option<Timestamp>,
     /// Every instant before this is final.
     frontier: Timestamp,
@@ -127,7 +134,7 @@ impl Engine {
     pub fn with_policy(policy: Policy) -> Engine {
         Engine {
             policy,
-            keys: Arc::new(DashMap::with_hasher(Prehashed)),
+            keys: Arc::new(KeyTable::default()),
             timers: Timers::default(),
             watermark: None,
             frontier: Timestamp::MIN,
@@ -172,12 +179,24 @@ impl Engine {
         offset: i64,
         out: &mut Vec<Alert>,
     ) -> Ingest {
+        let keys = Arc::clone(&self.keys);
+        let mut slots = keys.write();
+        self.ingest_locked(&mut slots, event, offset, out)
+    }
+
+    fn ingest_locked(
+        &mut self,
+        slots: &mut Slots<KeyState>,
+        event: &ContactEvent<'_>,
+        offset: i64,
+        out: &mut Vec<Alert>,
+    ) -> Ingest {
         let since_watermark = self.watermark;
         let at = event.occurred_at;
         let event_hash = hash_str(&event.event_id);
         if at < self.frontier {
             // A redelivery of an event already counted is a duplicate, however old it is.
-            if let Some(duplicates) = self.already_counted(event, event_hash) {
+            if let Some(duplicates) = self.already_counted(slots, event, event_hash) {
                 self.stats.duplicate_reports += u64::from(duplicates);
                 return Ingest::Accepted {
                     reports: 0,
@@ -205,34 +224,33 @@ impl Engine {
                 event.region.as_deref(),
             );
             let probe = KeyRef::new(&event.product_id, tag);
-            let mut state = match self.keys.get_mut(&probe as &dyn AsKeyRef) {
-                Some(state) => state,
-                None if self.keys.len() >= self.policy.config().max_keys => {
+            let handle = match self.keys.find(&probe) {
+                Some(handle) => handle,
+                None if slots.len() >= self.policy.config().max_keys => {
                     refused += 1;
                     continue;
                 }
                 None => {
-                    let class = self.policy.classify(tag);
-                    self.keys
-                        .entry(probe.to_key())
-                        .or_insert(Box::new(KeyState {
-                            class,
-                            reports: Reports::default(),
-                            episode: None,
-                            evaluated_before: self.frontier,
-                            timer: NO_TIMER,
-                            since_offset: offset,
-                            since_watermark: since_watermark.unwrap_or(Timestamp::MIN),
-                        }))
+                    let state = KeyState {
+                        class: self.policy.classify(tag),
+                        reports: Reports::default(),
+                        episode: None,
+                        evaluated_before: self.frontier,
+                        timer: NO_TIMER,
+                        since_offset: offset,
+                        since_watermark: since_watermark.unwrap_or(Timestamp::MIN),
+                    };
+                    self.keys.insert(slots, probe, state)
                 }
             };
+            let entry = slots.get_mut(handle).expect("the index names live slots");
+            let state = &mut entry.state;
             if state.reports.insert(report) {
                 reports += 1;
                 if state.timer > at {
-                    // The key is cloned (an atomic increment) only for a new timer: a key
-                    // whose earlier report still waits needs none.
-                    self.timers.push_report(at, state.key().clone());
                     state.timer = at;
+                    let hash = entry.hash();
+                    self.timers.push_report(at, TimerRef { hash, handle });
                 }
             } else {
                 duplicates += 1;
@@ -240,7 +258,7 @@ impl Engine {
         }
         self.stats.duplicate_reports += u64::from(duplicates);
         self.stats.refused_keys += u64::from(refused);
-        self.advance_to(at, out);
+        self.advance_locked(slots, at, out);
         Ingest::Accepted {
             reports,
             duplicates,
@@ -249,11 +267,16 @@ impl Engine {
     }
 
     /// The number of tags if every key of `event` still holds its id, else `None`.
-    fn already_counted(&self, event: &ContactEvent<'_>, event_hash: u64) -> Option<u32> {
+    fn already_counted(
+        &self,
+        slots: &Slots<KeyState>,
+        event: &ContactEvent<'_>,
+        event_hash: u64,
+    ) -> Option<u32> {
         let mut n = 0;
         for tag in &event.defect_tags {
             let probe = KeyRef::new(&event.product_id, tag);
-            let state = self.keys.get(&probe as &dyn AsKeyRef)?;
+            let state = &slots.get(self.keys.find(&probe)?)?.state;
             if !state.reports.contains_event(event_hash) {
                 return None;
             }
@@ -267,10 +290,11 @@ impl Engine {
     /// A scan of all keys: call it at checkpoint intervals, not per event.
     pub fn replay_from(&self) -> Option<ReplayFrom> {
         self.keys
+            .read()
             .iter()
             .map(|entry| ReplayFrom {
-                offset: entry.since_offset,
-                watermark: Some(entry.since_watermark).filter(|w| *w != Timestamp::MIN),
+                offset: entry.state.since_offset,
+                watermark: Some(entry.state.since_watermark).filter(|w| *w != Timestamp::MIN),
             })
             .min_by_key(|since| since.offset)
     }
@@ -278,13 +302,19 @@ impl Engine {
     /// Moves the watermark to `t` if that is later (the idle clock of a quiet partition) and
     /// decides everything that became final.
     pub fn advance_to(&mut self, t: Timestamp, out: &mut Vec<Alert>) {
+        let keys = Arc::clone(&self.keys);
+        let mut slots = keys.write();
+        self.advance_locked(&mut slots, t, out);
+    }
+
+    fn advance_locked(&mut self, slots: &mut Slots<KeyState>, t: Timestamp, out: &mut Vec<Alert>) {
         if self.watermark.is_none_or(|w| t > w) {
             self.watermark = Some(t);
         }
         let frontier = t.saturating_sub(self.policy.allowed_lateness());
         if frontier > self.frontier {
             self.frontier = frontier;
-            self.run_timers(out);
+            self.run_timers(slots, out);
         }
     }
 
@@ -295,46 +325,45 @@ impl Engine {
             let frontier = w.saturating_add(Span(1));
             if frontier > self.frontier {
                 self.frontier = frontier;
-                self.run_timers(out);
+                let keys = Arc::clone(&self.keys);
+                self.run_timers(&mut keys.write(), out);
             }
         }
     }
 
-    fn run_timers(&mut self, out: &mut Vec<Alert>) {
-        while let Some((due, key)) = self.timers.pop_before(self.frontier) {
-            let idle = {
-                let Some(mut state) = self.keys.get_mut(&key) else {
-                    continue;
-                };
-                if state.timer != due {
-                    continue;
-                }
-                state.timer = NO_TIMER;
-                evaluate(
-                    &self.policy,
-                    &mut self.stats,
-                    self.frontier,
-                    &key,
-                    &mut state,
-                    out,
-                );
-                match next_due(&self.policy, &state) {
-                    Some(Due::Report(at)) => {
-                        self.timers.push_report(at, key.clone());
-                        state.timer = at;
-                    }
-                    Some(Due::Drain(at)) => {
-                        self.timers
-                            .push_drain(state.class, at, key.clone(), self.frontier);
-                        state.timer = at;
-                    }
-                    None => {}
-                }
-                state.is_idle()
+    fn run_timers(&mut self, slots: &mut Slots<KeyState>, out: &mut Vec<Alert>) {
+        while let Some((due, timer)) = self.timers.pop_before(self.frontier) {
+            let Some(entry) = slots.get_mut(timer.handle) else {
+                continue;
             };
-            if idle {
-                self.keys.remove(&key);
-                self.stats.evicted_keys += 1;
+            let state = &mut entry.state;
+            if state.timer != due {
+                continue;
+            }
+            state.timer = NO_TIMER;
+            evaluate(
+                &self.policy,
+                &mut self.stats,
+                self.frontier,
+                &entry.key,
+                state,
+                out,
+            );
+            match next_due(&self.policy, state) {
+                Some(Due::Report(at)) => {
+                    self.timers.push_report(at, timer);
+                    state.timer = at;
+                }
+                Some(Due::Drain(at)) => {
+                    self.timers
+                        .push_drain(state.class, at, timer, self.frontier);
+                    state.timer = at;
+                }
+                None if state.is_idle() => {
+                    self.keys.remove(slots, timer.handle);
+                    self.stats.evicted_keys += 1;
+                }
+                None => {}
             }
         }
         self.timers.settle();

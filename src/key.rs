@@ -92,6 +92,10 @@ impl<'a> KeyRef<'a> {
     pub fn to_key(self) -> Key {
         Key::with_hash(self.hash, self.product_id, self.defect_tag)
     }
+
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 /// What owned and borrowed keys have in common, so a map of `Key` can be asked with a `KeyRef`.

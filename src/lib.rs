@@ -11,6 +11,7 @@
 //! - [`policy`]: tag classes, thresholds, rungs and the severity fast path.
 //! - [`key`]: the (product, defect tag) key, hashed once, looked up without allocating.
 //! - [`engine`]: keys, event-time watermark, episodes; events in, [`alert::Alert`]s out.
+//! - [`table`]: the live keys: states in a slab that timers point into, found by key in a map.
 //! - [`timers`]: which key the engine must decide next (report timers and window drains).
 //! - [`alert`]: the alert format and its deterministic ids.
 //! - [`replay`] and [`backtest`]: the engine over JSON-lines files, and scoring against recalls.
@@ -39,6 +40,7 @@ pub mod replay;
 pub mod report;
 pub mod service;
 pub mod shutdown;
+pub mod table;
 pub mod time;
 pub mod timers;
 pub mod window;

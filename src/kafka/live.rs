@@ -69,15 +69,15 @@ impl LiveWindows {
         let partitions = self.partitions.read().expect("not poisoned");
         let mut out = Vec::new();
         for keys in partitions.values() {
-            for entry in keys.iter() {
-                let level = entry.value().episode.and_then(|e| e.level);
+            keys.visit(|entry| {
+                let level = entry.state.episode.and_then(|e| e.level);
                 if only_open && level.is_none() {
-                    continue;
+                    return;
                 }
-                if let Some(v) = self.describe(entry.key(), entry.value(), level) {
+                if let Some(v) = self.describe(&entry.key, &entry.state, level) {
                     out.push(v);
                 }
-            }
+            });
         }
         out
     }

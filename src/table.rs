@@ -1,0 +1,265 @@
+//! The engine's live keys: their states in a slab, found by key through a sharded map.
+//!
+//! Most of a replay's time went to cache misses, and a timer paid four of them before it could
+//! look at its key: the key's hash (in the key's allocation), the map's control bytes, its
+//! bucket, and the boxed state. Timers now carry a [`Handle`], the state's slot in a slab, so a
+//! due timer reads one slot; the map from key to handle ([`DashMap`]) is only asked when an event
+//! names a key, and when a key is evicted.
+//!
+//! The admin API reads the states while the engine writes them, so the slab sits behind one
+//! lock. Only the engine writes, once per event (uncontended: one atomic operation); readers
+//! hold it to walk the keys.
+
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use dashmap::DashMap;
+
+use crate::key::{AsKeyRef, Key, KeyRef, Prehashed};
+
+/// A slot in the slab, and which of its occupants: a slot is reused after its key is evicted,
+/// and a timer of the old key must not find the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Handle {
+    slot: u32,
+    generation: u32,
+}
+
+/// Slots a reader looks at per hold of the lock (a few hundred microseconds at most).
+const VISIT_CHUNK: usize = 1024;
+
+/// A live key and its state.
+#[derive(Debug)]
+pub struct Entry<S> {
+    pub key: Key,
+    hash: u64,
+    pub state: S,
+}
+
+impl<S> Entry<S> {
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+#[derive(Debug)]
+struct Slot<S> {
+    generation: u32,
+    entry: Option<Entry<S>>,
+}
+
+/// The states, by slot.
+#[derive(Debug)]
+pub struct Slots<S> {
+    slots: Vec<Slot<S>>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl<S> Default for Slots<S> {
+    fn default() -> Self {
+        Slots {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<S> Slots<S> {
+    pub fn get_mut(&mut self, handle: Handle) -> Option<&mut Entry<S>> {
+        let slot = self.slots.get_mut(handle.slot as usize)?;
+        if slot.generation != handle.generation {
+            return None;
+        }
+        slot.entry.as_mut()
+    }
+
+    pub fn get(&self, handle: Handle) -> Option<&Entry<S>> {
+        let slot = self.slots.get(handle.slot as usize)?;
+        if slot.generation != handle.generation {
+            return None;
+        }
+        slot.entry.as_ref()
+    }
+
+    /// The live entries, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<S>> {
+        self.slots.iter().filter_map(|s| s.entry.as_ref())
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+}
+
+/// The live keys of one engine, shared with the admin API.
+#[derive(Debug)]
+pub struct KeyTable<S> {
+    index: DashMap<Key, Handle, Prehashed>,
+    slots: RwLock<Slots<S>>,
+}
+
+impl<S> Default for KeyTable<S> {
+    fn default() -> Self {
+        KeyTable {
+            index: DashMap::with_hasher(Prehashed),
+            slots: RwLock::new(Slots::default()),
+        }
+    }
+}
+
+impl<S> KeyTable<S> {
+    /// For readers: the states while the guard lives (the engine waits for it).
+    pub fn read(&self) -> RwLockReadGuard<'_, Slots<S>> {
+        // A panic while holding the lock leaves the engine's task dead anyway; readers go on.
+        self.slots.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// For the engine, once per event.
+    pub fn write(&self) -> RwLockWriteGuard<'_, Slots<S>> {
+        self.slots.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Calls `f` with every live entry, taking the lock for [`VISIT_CHUNK`] slots at a time so
+    /// that a reader walking a million keys does not stop the engine for the whole walk. Like a
+    /// walk over a sharded map, it is not a snapshot: keys added or evicted meanwhile may or
+    /// may not be seen.
+    pub fn visit(&self, mut f: impl FnMut(&Entry<S>)) {
+        let mut from = 0;
+        loop {
+            let slots = self.read();
+            let Some(chunk) = slots.slots.get(from..) else {
+                return;
+            };
+            if chunk.is_empty() {
+                return;
+            }
+            for slot in chunk.iter().take(VISIT_CHUNK) {
+                if let Some(entry) = &slot.entry {
+                    f(entry);
+                }
+            }
+            from += VISIT_CHUNK;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn find(&self, key: &KeyRef<'_>) -> Option<Handle> {
+        self.index.get(key as &dyn AsKeyRef).map(|h| *h)
+    }
+
+    /// Adds a key that is not here yet.
+    pub fn insert(&self, slots: &mut Slots<S>, key: KeyRef<'_>, state: S) -> Handle {
+        let hash = key.hash();
+        let key = key.to_key();
+        let entry = Entry {
+            key: key.clone(),
+            hash,
+            state,
+        };
+        let handle = match slots.free.pop() {
+            Some(slot) => {
+                let s = &mut slots.slots[slot as usize];
+                s.entry = Some(entry);
+                Handle {
+                    slot,
+                    generation: s.generation,
+                }
+            }
+            None => {
+                let slot = u32::try_from(slots.slots.len()).expect("fewer than 4G live keys");
+                slots.slots.push(Slot {
+                    generation: 0,
+                    entry: Some(entry),
+                });
+                Handle {
+                    slot,
+                    generation: 0,
+                }
+            }
+        };
+        slots.live += 1;
+        self.index.insert(key, handle);
+        handle
+    }
+
+    /// Evicts a key; its handle finds nothing from now on.
+    pub fn remove(&self, slots: &mut Slots<S>, handle: Handle) -> Option<Entry<S>> {
+        let slot = slots.slots.get_mut(handle.slot as usize)?;
+        if slot.generation != handle.generation {
+            return None;
+        }
+        let entry = slot.entry.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        slots.free.push(handle.slot);
+        slots.live -= 1;
+        self.index.remove(&entry.key);
+        Some(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_slot_does_not_answer_an_old_handle() {
+        let table: KeyTable<u32> = KeyTable::default();
+        let mut slots = table.write();
+        let a = table.insert(&mut slots, KeyRef::new("kettle", "lid"), 1);
+        let b = table.insert(&mut slots, KeyRef::new("kettle", "leak"), 2);
+        assert_eq!(table.find(&KeyRef::new("kettle", "lid")), Some(a));
+        assert_eq!(slots.get(b).map(|e| e.state), Some(2));
+        assert_eq!(table.remove(&mut slots, a).map(|e| e.state), Some(1));
+        assert_eq!(table.find(&KeyRef::new("kettle", "lid")), None);
+        assert!(table.remove(&mut slots, a).is_none());
+        let c = table.insert(&mut slots, KeyRef::new("toaster", "fire"), 3);
+        assert_eq!(c.slot, a.slot, "the free slot is reused");
+        assert!(slots.get_mut(a).is_none(), "the old handle finds nothing");
+        assert_eq!(slots.get(c).map(|e| e.key.product_id()), Some("toaster"));
+        assert_eq!(slots.len(), 2);
+        let mut keys: Vec<&str> = slots.iter().map(|e| e.key.defect_tag()).collect();
+        keys.sort();
+        assert_eq!(keys, ["fire", "leak"]);
+    }
+
+    /// A live key costs its slot, its entry in the index (16 bytes at the map's load) and its
+    /// key's allocation: the slot must stay near the state's own size.
+    #[test]
+    fn a_slot_is_the_state_plus_24_bytes() {
+        let state = std::mem::size_of::<crate::engine::KeyState>();
+        assert_eq!(
+            std::mem::size_of::<Slot<crate::engine::KeyState>>(),
+            state + 24
+        );
+    }
+
+    #[test]
+    fn a_visit_sees_every_live_key_across_chunks() {
+        let table: KeyTable<usize> = KeyTable::default();
+        let n = VISIT_CHUNK * 2 + 7;
+        let handles: Vec<Handle> = {
+            let mut slots = table.write();
+            (0..n)
+                .map(|i| table.insert(&mut slots, KeyRef::new("p", &i.to_string()), i))
+                .collect()
+        };
+        table.remove(&mut table.write(), handles[VISIT_CHUNK]);
+        let mut seen = Vec::new();
+        table.visit(|e| seen.push(e.state));
+        let expected: Vec<usize> = (0..n).filter(|i| *i != VISIT_CHUNK).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(table.len(), n - 1);
+    }
+}
