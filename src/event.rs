@@ -3,6 +3,10 @@
 //! Strings borrow from the input buffer where JSON allows it (no escapes), so the common event
 //! costs one allocation for its tag list. Every limit of the contract is checked here; what passes
 //! is a [`ContactEvent`] whose product id and tags are trimmed and whose tags are unique.
+//!
+//! serde_json defines the wire shape and every parse error; the common shape (known fields,
+//! no escapes) is read by a one-pass fast path, `event_scan`, into the same raw event, which
+//! then goes through the same validation.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -163,7 +167,8 @@ pub const MAX_TAG_CHARS: usize = 128;
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// A string that borrows from the input when it has no escapes.
-struct Str<'a>(Cow<'a, str>);
+#[cfg_attr(test, derive(Debug, PartialEq))]
+pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -188,7 +193,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 }
 
 /// The length in bytes of a string field that is only checked, never kept (the free text).
-struct Length(usize);
+#[cfg_attr(test, derive(Debug, PartialEq))]
+pub(crate) struct Length(pub(crate) usize);
 
 impl<'de> Deserialize<'de> for Length {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -207,36 +213,39 @@ impl<'de> Deserialize<'de> for Length {
 }
 
 #[derive(Deserialize)]
-struct RawSeverity {
-    injuries: Option<i64>,
-    deaths: Option<i64>,
-    fire: Option<bool>,
-    crash: Option<bool>,
+#[cfg_attr(test, derive(Debug, PartialEq))]
+pub(crate) struct RawSeverity {
+    pub(crate) injuries: Option<i64>,
+    pub(crate) deaths: Option<i64>,
+    pub(crate) fire: Option<bool>,
+    pub(crate) crash: Option<bool>,
 }
 
 /// The wire shape: everything optional so that a missing field gets its own typed error.
-#[derive(Deserialize)]
-struct RawEvent<'a> {
+/// Filled by serde, or by [`crate::event_scan`] for the common shape (the same values).
+#[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+pub(crate) struct RawEvent<'a> {
     #[serde(borrow)]
-    event_id: Option<Str<'a>>,
+    pub(crate) event_id: Option<Str<'a>>,
     #[serde(borrow)]
-    occurred_at: Option<Str<'a>>,
+    pub(crate) occurred_at: Option<Str<'a>>,
     #[serde(borrow)]
-    channel: Option<Str<'a>>,
+    pub(crate) channel: Option<Str<'a>>,
     #[serde(borrow)]
-    customer_id: Option<Str<'a>>,
+    pub(crate) customer_id: Option<Str<'a>>,
     #[serde(borrow)]
-    product_id: Option<Str<'a>>,
+    pub(crate) product_id: Option<Str<'a>>,
     #[serde(borrow)]
-    defect_tags: Option<Vec<Str<'a>>>,
+    pub(crate) defect_tags: Option<Vec<Str<'a>>>,
     #[serde(borrow)]
-    lot: Option<Str<'a>>,
+    pub(crate) lot: Option<Str<'a>>,
     #[serde(borrow)]
-    region: Option<Str<'a>>,
-    severity: Option<RawSeverity>,
+    pub(crate) region: Option<Str<'a>>,
+    pub(crate) severity: Option<RawSeverity>,
     #[serde(borrow)]
-    incident_date: Option<Str<'a>>,
-    text: Option<Length>,
+    pub(crate) incident_date: Option<Str<'a>>,
+    pub(crate) text: Option<Length>,
 }
 
 fn char_len_at_most(s: &str, max: usize) -> bool {
@@ -293,10 +302,34 @@ fn json_error(e: serde_json::Error) -> DecodeError {
 
 /// Decodes one contact event from a JSON document (a Kafka message or a line of a file).
 pub fn decode(input: &[u8]) -> Result<ContactEvent<'_>, DecodeError> {
-    // Validating UTF-8 once for the whole document is cheaper than per string while parsing.
-    let text = std::str::from_utf8(input)
-        .map_err(|e| DecodeError::InvalidJson(format!("not UTF-8: {e}")))?;
-    let raw: RawEvent<'_> = serde_json::from_str(text).map_err(json_error)?;
+    let text = utf8(input)?;
+    // The common shape in one pass; anything else (and every error) through serde.
+    let mut raw = RawEvent::default();
+    if crate::event_scan::scan(text, &mut raw).is_none() {
+        raw = parse_with_serde(text)?;
+    }
+    validate(raw)
+}
+
+/// [`decode`] without the fast path: the definition that the fast path is tested against.
+#[cfg(test)]
+pub(crate) fn decode_with_serde(input: &[u8]) -> Result<ContactEvent<'_>, DecodeError> {
+    validate(parse_with_serde(utf8(input)?)?)
+}
+
+/// Validating UTF-8 once for the whole document is cheaper than per string while parsing.
+fn utf8(input: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(input).map_err(|e| DecodeError::InvalidJson(format!("not UTF-8: {e}")))
+}
+
+/// The wire shape by serde_json: the definition of what parses and of every parse error.
+pub(crate) fn parse_with_serde(text: &str) -> Result<RawEvent<'_>, DecodeError> {
+    serde_json::from_str(text).map_err(json_error)
+}
+
+/// Every rule of the contract that JSON's shape does not already say.
+#[inline(always)]
+fn validate(raw: RawEvent<'_>) -> Result<ContactEvent<'_>, DecodeError> {
     let event_id = raw.event_id.ok_or(DecodeError::MissingField("event_id"))?;
     let event_id = limited("event_id", event_id.0, MAX_EVENT_ID_CHARS, false)?;
     let occurred_at = raw

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`event`]: decode and validate contact events (the input contract).
+//!   `event_scan`: its fast path, one pass over the common shape; serde_json for the rest.
 //! - [`report`]: one accepted event on one key, as a window keeps it.
 //! - [`window`]: the reports of one key and what a sliding window asks of them.
 //! - [`policy`]: tag classes, thresholds, rungs and the severity fast path.
@@ -31,6 +32,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod event;
+mod event_scan;
 pub mod generate;
 pub mod kafka;
 pub mod key;
