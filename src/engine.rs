@@ -453,10 +453,17 @@ fn evaluate(
         if episode.level == Some(Level::Problem) {
             continue;
         }
-        let reporters =
+        // The distinct reporters are at most the reports up to `at`: with fewer than the lowest
+        // threshold no rung is reachable, and the count (a search and a scan of reports that
+        // left the caches long ago) is skipped. Most keys of a high-threshold class (routine
+        // contact reasons) never get that far.
+        let reporters = if through < class.lowest_threshold() as usize {
+            0
+        } else {
             state
                 .reports
-                .distinct_reporters_through(through, at, window, class.thresholds.problem);
+                .distinct_reporters_through(through, at, window, class.thresholds.problem)
+        };
         let mut rung = class
             .rung(reporters)
             .map(|(level, threshold)| (level, Trigger::Threshold(threshold)));

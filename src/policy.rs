@@ -50,6 +50,12 @@ pub struct Class {
 }
 
 impl Class {
+    /// The fewest distinct reporters that reach a rung.
+    pub fn lowest_threshold(&self) -> u32 {
+        let t = &self.thresholds;
+        t.anomaly.min(t.pattern).min(t.problem)
+    }
+
     /// The highest rung `reporters` distinct reporters reach, if any.
     pub fn rung(&self, reporters: u32) -> Option<(Level, u32)> {
         let t = &self.thresholds;
@@ -226,6 +232,7 @@ mod tests {
         assert_eq!(safety.rung(1), Some((Level::Anomaly, 1)));
         assert_eq!(safety.rung(3), Some((Level::Pattern, 2)));
         assert_eq!(safety.rung(4), Some((Level::Problem, 4)));
+        assert_eq!(safety.lowest_threshold(), 1);
     }
 
     #[test]

@@ -257,6 +257,12 @@ impl Reports {
                 sliding.hi = sliding.lo;
             }
         }
+        // The next count rebuilds an empty one anyway. Dropping it lets a key that went quiet
+        // return to the inline form: the engine does not count (which would drop it too) while
+        // a key holds fewer reports than its class's lowest threshold.
+        if m.sliding.as_ref().is_some_and(|s| s.counts.is_empty()) {
+            m.sliding = None;
+        }
         if let Some(index) = m.index.as_mut() {
             for r in pruned {
                 index.remove(&r.event);
@@ -516,6 +522,27 @@ pub(crate) mod tests {
             }
         }
         assert!(matches!(r.0, Items::Many(_)));
+    }
+
+    /// The engine stops counting while a key holds fewer reports than its class's lowest
+    /// threshold; a key that had a sliding count and went quiet must still return to the
+    /// inline form once pruning leaves one report.
+    #[test]
+    fn a_quiet_key_drops_its_sliding_count_without_being_counted() {
+        let mut r = Reports::default();
+        let window = Span(100);
+        for i in 0..40 {
+            assert!(r.insert(report(i, &format!("e{i}"), &format!("c{i}"))));
+        }
+        assert_eq!(r.distinct_reporters(Timestamp(39), window, 400), 40);
+        assert!(matches!(&r.0, Items::Many(m) if m.sliding.is_some()));
+        assert!(r.insert(report(500, "late-one", "c0")));
+        r.prune_through(Timestamp(400));
+        assert!(
+            matches!(r.0, Items::One(_)),
+            "one report left, no count kept: inline"
+        );
+        assert_eq!(r.distinct_reporters(Timestamp(500), window, 400), 1);
     }
 
     #[test]
