@@ -9,6 +9,9 @@
 //! so within one tag class (one window) the drains of a step come after all earlier ones. They
 //! are collected per step, sorted, and appended to a queue per class; popping takes the least
 //! of the heap's top and the queues' fronts. The order is exactly that of one heap.
+//!
+//! Report timers mostly arrive in order too (events in time order): one not before the last
+//! one pushed goes to a plain queue, and only the others pay for the heap.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -18,6 +21,8 @@ use crate::time::Timestamp;
 #[derive(Debug)]
 pub struct Timers<K> {
     near: BinaryHeap<Reverse<(Timestamp, K)>>,
+    /// Report timers pushed in (due, key) order.
+    soon: VecDeque<(Timestamp, K)>,
     /// Drain timers of each class, sorted by (due, key).
     far: Vec<VecDeque<(Timestamp, K)>>,
     /// Drain timers scheduled since the last [`Timers::settle`]: (class, due, key).
@@ -28,6 +33,7 @@ impl<K: Ord> Default for Timers<K> {
     fn default() -> Self {
         Timers {
             near: BinaryHeap::new(),
+            soon: VecDeque::new(),
             far: Vec::new(),
             staged: Vec::new(),
         }
@@ -38,12 +44,20 @@ impl<K: Ord> Timers<K> {
     /// Entries, stale ones included (the tests look; the engine never needs to).
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.near.len() + self.far.iter().map(VecDeque::len).sum::<usize>() + self.staged.len()
+        self.near.len()
+            + self.soon.len()
+            + self.far.iter().map(VecDeque::len).sum::<usize>()
+            + self.staged.len()
     }
 
     /// A timer for a report that becomes final soon.
     pub fn push_report(&mut self, due: Timestamp, key: K) {
-        self.near.push(Reverse((due, key)));
+        match self.soon.back() {
+            Some((last, last_key)) if (*last, last_key) > (due, &key) => {
+                self.near.push(Reverse((due, key)))
+            }
+            _ => self.soon.push_back((due, key)),
+        }
     }
 
     /// A timer for the end of an episode of a key in tag class `class`. One due before
@@ -83,15 +97,20 @@ impl<K: Ord> Timers<K> {
     /// The earliest timer if it is due before `frontier`, removed.
     pub fn pop_before(&mut self, frontier: Timestamp) -> Option<(Timestamp, K)> {
         self.settle();
-        // None: the heap; Some(i): queue i.
-        let mut best: Option<(Option<usize>, Timestamp, &K)> = None;
+        let mut best: Option<(Source, Timestamp, &K)> = None;
         if let Some(Reverse((due, key))) = self.near.peek() {
-            best = Some((None, *due, key));
+            best = Some((Source::Heap, *due, key));
         }
-        for (i, queue) in self.far.iter().enumerate() {
+        let queues = std::iter::once((Source::Soon, &self.soon)).chain(
+            self.far
+                .iter()
+                .enumerate()
+                .map(|(i, queue)| (Source::Far(i), queue)),
+        );
+        for (source, queue) in queues {
             if let Some((due, key)) = queue.front() {
                 if best.is_none_or(|(_, d, k)| (*due, key) < (d, k)) {
-                    best = Some((Some(i), *due, key));
+                    best = Some((source, *due, key));
                 }
             }
         }
@@ -100,10 +119,19 @@ impl<K: Ord> Timers<K> {
             return None;
         }
         match source {
-            None => self.near.pop().map(|Reverse(t)| t),
-            Some(i) => self.far[i].pop_front(),
+            Source::Heap => self.near.pop().map(|Reverse(t)| t),
+            Source::Soon => self.soon.pop_front(),
+            Source::Far(i) => self.far[i].pop_front(),
         }
     }
+}
+
+/// Where the next timer is.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Heap,
+    Soon,
+    Far(usize),
 }
 
 #[cfg(test)]
