@@ -341,7 +341,7 @@ impl Engine {
                 continue;
             }
             state.timer = NO_TIMER;
-            evaluate(
+            let undecided = evaluate(
                 &self.policy,
                 &mut self.stats,
                 self.frontier,
@@ -349,7 +349,7 @@ impl Engine {
                 state,
                 out,
             );
-            match next_due(&self.policy, state) {
+            match next_due(&self.policy, state, undecided) {
                 Some(Due::Report(at)) => {
                     self.timers.push_report(at, timer);
                     state.timer = at;
@@ -378,11 +378,11 @@ enum Due {
     Drain(Timestamp),
 }
 
-/// The next instant at which this key needs a decision: its first undecided report, or the
-/// instant its window drains. Called right after [`evaluate`], so no timer is pending.
-fn next_due(policy: &Policy, state: &KeyState) -> Option<Due> {
+/// The next instant at which this key needs a decision: its first undecided report (`report`,
+/// as [`evaluate`] found it), or the instant its window drains. Called right after
+/// [`evaluate`], so no timer is pending.
+fn next_due(policy: &Policy, state: &KeyState, report: Option<Timestamp>) -> Option<Due> {
     let window = policy.class(state.class).window;
-    let report = state.reports.first_at_or_after(state.evaluated_before);
     let drain = state.episode.map(|e| e.last_report.saturating_add(window));
     match (report, drain) {
         (Some(r), Some(d)) if d < r => Some(Due::Drain(d)),
@@ -391,7 +391,8 @@ fn next_due(policy: &Policy, state: &KeyState) -> Option<Due> {
     }
 }
 
-/// Decides every report instant of one key before `frontier`, in time order.
+/// Decides every report instant of one key before `frontier`, in time order, and returns the
+/// instant of the first report left undecided (at or after `frontier`).
 fn evaluate(
     policy: &Policy,
     stats: &mut EngineStats,
@@ -399,7 +400,7 @@ fn evaluate(
     key: &Key,
     state: &mut KeyState,
     out: &mut Vec<Alert>,
-) {
+) -> Option<Timestamp> {
     let class = policy.class(state.class);
     let window = class.window;
     let evidence_limit = policy.config().evidence_limit;
@@ -429,11 +430,14 @@ fn evaluate(
     let mut next = state
         .reports
         .first_index_at_or_after(state.evaluated_before);
-    loop {
+    let undecided = loop {
         let live = state.reports.as_slice();
-        let Some(at) = live.get(next).map(|r| r.at).filter(|at| *at < frontier) else {
-            break;
+        let Some(at) = live.get(next).map(|r| r.at) else {
+            break None;
         };
+        if at >= frontier {
+            break Some(at);
+        }
         // The reports at exactly `at` are live[next..through].
         let through = next + live[next..].iter().take_while(|r| r.at == at).count();
         let here = next..through;
@@ -491,7 +495,7 @@ fn evaluate(
             stats.open_episodes[p.index()] -= 1;
         }
         stats.open_episodes[level.index()] += 1;
-    }
+    };
     state.evaluated_before = state.evaluated_before.max(frontier);
     if state
         .episode
@@ -506,4 +510,5 @@ fn evaluate(
         None => frontier.saturating_sub(window),
     };
     state.reports.prune_through(keep_after);
+    undecided
 }
