@@ -3,7 +3,7 @@
 # and memory per key, on the same generated input; prints a Markdown table of medians with the
 # targets and PASS/MISS, and writes it as JSON to target/bench-results.json.
 # Usage: bash scripts/bench.sh [--quick] [--runs N] [--phases engine,kafka,latency,memory] ...
-#   (--help lists every option). Full sizes take ~10-15 minutes on 2 cores; --quick about 1.
+#   (--help lists every option). Full sizes take ~8-10 minutes on 2 cores; --quick about 1.
 #   Runs `cargo bench --bench pipeline -- ARGS` (the bench profile: release, debug info).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
