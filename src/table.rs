@@ -24,8 +24,10 @@ pub struct Handle {
     generation: u32,
 }
 
-/// Slots a reader looks at per hold of the lock (a few hundred microseconds at most).
-const VISIT_CHUNK: usize = 1024;
+/// Slots a reader looks at per hold of the lock. The admin API describes each key it visits (a
+/// window summary and a JSON value, a few microseconds), so the engine waits about a
+/// millisecond at most.
+const VISIT_CHUNK: usize = 256;
 
 /// A live key and its state.
 #[derive(Debug)]
