@@ -115,6 +115,18 @@ fn straddle_a_crash(delivery: &str) {
     lines.insert(291, straddle("lid-1", 290, "k1"));
     lines.insert(306, straddle("lid-2", 305, "k2"));
     lines.insert(321, straddle("lid-3", 320, "k3"));
+    // The first report turns final only once its partition's watermark passes it by the
+    // 10-minute lateness, and the test waits for that before the crash. The other products'
+    // lines are random, so one more of prod-0 (another tag, at line 298's time) ends the first
+    // half: without it, some seeds (1795395878766529055) put none of the last first-half lines
+    // in prod-0's partition and the anomaly never came.
+    lines.insert(
+        299,
+        format!(
+            r#"{{"event_id":"tick-0","occurred_at":"{}","channel":"web","customer_id":"k0","product_id":"prod-0","defect_tags":["rattle"]}}"#,
+            at(298)
+        ),
+    );
     let (first, second) = lines.split_at(300);
     let mut instance = Instance::start("solo", &broker, &config, &dir);
     let producer = produce_slowly(&broker, first.to_vec(), 50, Duration::from_millis(300));
