@@ -244,13 +244,39 @@ impl Engine {
                 }
             };
             let entry = slots.get_mut(handle).expect("the index names live slots");
+            let hash = entry.hash();
             let state = &mut entry.state;
             if state.reports.insert(report) {
                 reports += 1;
                 if state.timer > at {
-                    state.timer = at;
-                    let hash = entry.hash();
-                    self.timers.push_report(at, TimerRef { hash, handle });
+                    let class = self.policy.class(state.class);
+                    // No instant of a key can reach a rung while it holds fewer reports than
+                    // the lowest threshold, unless a report takes the severity fast path. Such
+                    // a key's reports need no decision each: they are decided together, in
+                    // order and with the same outcome, by a timer a window after the report
+                    // (or by an earlier timer the key has). Most keys of a high-threshold class
+                    // (routine contact reasons) are never touched again before that.
+                    let may_fire = state.reports.len() >= class.lowest_threshold() as usize
+                        || self.policy.fast_path(&event.severity).is_some();
+                    if may_fire {
+                        // The first undecided report: one before `at` may have been deferred.
+                        let due = state
+                            .reports
+                            .first_at_or_after(state.evaluated_before)
+                            .unwrap_or(at);
+                        state.timer = due;
+                        self.timers.push_report(due, TimerRef { hash, handle });
+                    } else {
+                        let due = at.saturating_add(class.window);
+                        if state.timer > due {
+                            state.timer = due;
+                            // Their own queue: these come in the order of the events, drains
+                            // in the order of decided reports, which trail by the lateness.
+                            let queue = self.policy.classes().len() as u16 + state.class;
+                            let timer = TimerRef { hash, handle };
+                            self.timers.push_drain(queue, due, timer, self.frontier);
+                        }
+                    }
                 }
             } else {
                 duplicates += 1;

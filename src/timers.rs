@@ -60,13 +60,15 @@ impl<K: Ord> Timers<K> {
         }
     }
 
-    /// A timer for the end of an episode of a key in tag class `class`. One due before
-    /// `frontier` must be popped in the current step, so it goes where pops look at once.
-    pub fn push_drain(&mut self, class: u16, due: Timestamp, key: K, frontier: Timestamp) {
+    /// A timer a window ahead: the end of an episode, or a key's deferred decisions. `queue`
+    /// groups timers whose dues come in order (the engine keeps one queue per tag class for
+    /// each kind; the two kinds are not in order with each other). One due before `frontier`
+    /// must be popped in the current step, so it goes where pops look at once.
+    pub fn push_drain(&mut self, queue: u16, due: Timestamp, key: K, frontier: Timestamp) {
         if due < frontier {
             self.near.push(Reverse((due, key)));
         } else {
-            self.staged.push((class, due, key));
+            self.staged.push((queue, due, key));
         }
     }
 
