@@ -49,7 +49,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -599,23 +598,16 @@ fn bench_engine(args: &Args) -> Result<Vec<Row>, String> {
     let (mut parse, mut engine, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut decoded = Vec::new();
     let mut alerts = 0;
+    // Events per second of a pass that must have read every event.
+    let rate_of_all = |what: &str, (n, t): (u64, Duration)| {
+        if n != data.events {
+            return Err(format!("{what} read {n} events, expected {}", data.events));
+        }
+        Ok(n as f64 / t.as_secs_f64())
+    };
     for run in 1..=args.runs {
-        let (n, t) = parse_only(&data.path)?;
-        if n != data.events {
-            return Err(format!(
-                "parse-only read {n} events, expected {}",
-                data.events
-            ));
-        }
-        let p = n as f64 / t.as_secs_f64();
-        let (n, t) = decode_only(&data.path)?;
-        if n != data.events {
-            return Err(format!(
-                "decode-only read {n} events, expected {}",
-                data.events
-            ));
-        }
-        let d = n as f64 / t.as_secs_f64();
+        let p = rate_of_all("parse-only", parse_only(&data.path)?)?;
+        let d = rate_of_all("decode-only", decode_only(&data.path)?)?;
         let (events, a, t) = replay_run(&data.path)?;
         if events != data.events {
             return Err(format!("replay counted {events} events of {}", data.events));

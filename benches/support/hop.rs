@@ -131,24 +131,48 @@ pub fn measure(s: &HopSetup<'_>) -> Result<Hop, String> {
     stop.store(true, Ordering::Relaxed);
     let received = reader.join().map_err(|_| "the hop reader panicked")??;
 
+    let l = latencies(&sent, received, |seq| seq >= measured_from);
+    Ok(Hop {
+        p50: l.p50,
+        p99: l.p99,
+        max: l.max,
+        measured: l.measured,
+        missing: (total - measured_from).saturating_sub(l.measured),
+    })
+}
+
+/// Send-to-receipt times in milliseconds, and how many were measured.
+pub struct Latencies {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub measured: u64,
+}
+
+/// The time from `sent[i]` to the first receipt of `i` (a redelivery does not count again), for
+/// every `i` received that `measured` accepts (the warm-up's are left out).
+pub fn latencies(
+    sent: &[Option<Instant>],
+    received: impl IntoIterator<Item = (u64, Instant)>,
+    measured: impl Fn(u64) -> bool,
+) -> Latencies {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
     let mut seen = vec![false; sent.len()];
-    for (seq, at) in received {
-        let Some(Some(sent_at)) = sent.get(seq as usize) else {
+    for (i, at) in received {
+        let Some(Some(sent_at)) = sent.get(i as usize) else {
             continue;
         };
-        if std::mem::replace(&mut seen[seq as usize], true) || seq < measured_from {
+        if std::mem::replace(&mut seen[i as usize], true) || !measured(i) {
             continue;
         }
         let micros = at.saturating_duration_since(*sent_at).as_micros() as u64;
         hist.saturating_record(micros.max(1));
     }
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1e3;
-    Ok(Hop {
+    Latencies {
         p50: ms(0.5),
         p99: ms(0.99),
         max: hist.max() as f64 / 1e3,
         measured: hist.len(),
-        missing: (total - measured_from).saturating_sub(hist.len()),
-    })
+    }
 }

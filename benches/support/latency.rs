@@ -184,31 +184,16 @@ fn latency_run(
         .map_err(|e| format!("daemon task: {e}"))?
         .map_err(|e| format!("daemon: {e}"))?;
 
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-    let mut seen = vec![false; sent.len()];
-    for (p, at) in received {
-        let Some(Some(sent_at)) = sent.get(p as usize) else {
-            continue;
-        };
-        if seen[p as usize] {
-            continue; // a redelivery; the first one counts
-        }
-        seen[p as usize] = true;
-        if p * LAT_PROBE_EVERY >= measured_from {
-            let micros = at.saturating_duration_since(*sent_at).as_micros() as u64;
-            hist.saturating_record(micros.max(1));
-        }
-    }
+    let l = hop::latencies(&sent, received, |p| p * LAT_PROBE_EVERY >= measured_from);
     let expected = (measured_from..total)
         .filter(|k| k % LAT_PROBE_EVERY == 0)
         .count() as u64;
-    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1e3;
     Ok(LatencyRun {
-        p50: ms(0.5),
-        p99: ms(0.99),
-        max: hist.max() as f64 / 1e3,
-        probes: hist.len(),
-        missing: expected.saturating_sub(hist.len()),
+        p50: l.p50,
+        p99: l.p99,
+        max: l.max,
+        probes: l.measured,
+        missing: expected.saturating_sub(l.measured),
         achieved_rate,
         late,
         daemon_p99,
