@@ -270,11 +270,9 @@ impl Engine {
                         let due = at.saturating_add(class.window);
                         if state.timer > due {
                             state.timer = due;
-                            // Their own queue: these come in the order of the events, drains
-                            // in the order of decided reports, which trail by the lateness.
-                            let queue = self.policy.classes().len() as u16 + state.class;
                             let timer = TimerRef { hash, handle };
-                            self.timers.push_drain(queue, due, timer, self.frontier);
+                            self.timers
+                                .push_deferred(state.class, due, timer, self.frontier);
                         }
                     }
                 }

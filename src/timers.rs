@@ -10,6 +10,11 @@
 //! are collected per step, sorted, and appended to a queue per class; popping takes the least
 //! of the heap's top and the queues' fronts. The order is exactly that of one heap.
 //!
+//! A *deferred* timer (the decisions of a key that cannot reach a rung yet, one window after
+//! its report) is as far ahead, and in order too, but in the order of the events, which the
+//! decided reports trail by the lateness: it gets a queue per class of its own, beside the
+//! drains' (in the drains' queues it would be out of order, and inserted).
+//!
 //! Report timers mostly arrive in order too (events in time order): one not before the last
 //! one pushed goes to a plain queue, and only the others pay for the heap.
 
@@ -23,9 +28,10 @@ pub struct Timers<K> {
     near: BinaryHeap<Reverse<(Timestamp, K)>>,
     /// Report timers pushed in (due, key) order.
     soon: VecDeque<(Timestamp, K)>,
-    /// Drain timers of each class, sorted by (due, key).
+    /// Timers a window ahead, sorted by (due, key): class c's drains in queue 2c, its deferred
+    /// timers in queue 2c + 1.
     far: Vec<VecDeque<(Timestamp, K)>>,
-    /// Drain timers scheduled since the last [`Timers::settle`]: (class, due, key).
+    /// Timers for `far` scheduled since the last [`Timers::settle`]: (queue, due, key).
     staged: Vec<(u16, Timestamp, K)>,
 }
 
@@ -60,11 +66,19 @@ impl<K: Ord> Timers<K> {
         }
     }
 
-    /// A timer a window ahead: the end of an episode, or a key's deferred decisions. `queue`
-    /// groups timers whose dues come in order (the engine keeps one queue per tag class for
-    /// each kind; the two kinds are not in order with each other). One due before `frontier`
-    /// must be popped in the current step, so it goes where pops look at once.
-    pub fn push_drain(&mut self, queue: u16, due: Timestamp, key: K, frontier: Timestamp) {
+    /// A timer for the end of an episode of a key in tag class `class`.
+    pub fn push_drain(&mut self, class: u16, due: Timestamp, key: K, frontier: Timestamp) {
+        self.push_far(2 * class, due, key, frontier);
+    }
+
+    /// A timer for the deferred decisions of a key in tag class `class`.
+    pub fn push_deferred(&mut self, class: u16, due: Timestamp, key: K, frontier: Timestamp) {
+        self.push_far(2 * class + 1, due, key, frontier);
+    }
+
+    /// One due before `frontier` must be popped in the current step, so it goes where pops
+    /// look at once.
+    fn push_far(&mut self, queue: u16, due: Timestamp, key: K, frontier: Timestamp) {
         if due < frontier {
             self.near.push(Reverse((due, key)));
         } else {
@@ -72,7 +86,7 @@ impl<K: Ord> Timers<K> {
         }
     }
 
-    /// Moves the staged drain timers into their queues; call it when a step is done.
+    /// Moves the staged timers into their queues; call it when a step is done.
     pub fn settle(&mut self) {
         if self.staged.is_empty() {
             return;
@@ -196,19 +210,19 @@ mod tests {
         /// (the engine's are later than every earlier step's), steps with rising frontiers.
         #[test]
         fn pops_like_one_heap(steps in proptest::collection::vec(
-            (1i64..50, proptest::collection::vec((proptest::bool::ANY, 0u16..3, 0i64..200, 0u32..20), 0..12)),
+            (1i64..50, proptest::collection::vec((0u8..3, 0u16..3, 0i64..200, 0u32..20), 0..12)),
             1..40,
         )) {
             let mut timers = Timers::default();
             let mut heap = BinaryHeap::new();
             let mut frontier = 0i64;
             for (advance, pushes) in steps {
-                for (report, class, ahead, key) in pushes {
+                for (kind, class, ahead, key) in pushes {
                     let due = t(frontier + ahead);
-                    if report {
-                        timers.push_report(due, key);
-                    } else {
-                        timers.push_drain(class, due, key, t(frontier));
+                    match kind {
+                        0 => timers.push_report(due, key),
+                        1 => timers.push_drain(class, due, key, t(frontier)),
+                        _ => timers.push_deferred(class, due, key, t(frontier)),
                     }
                     heap.push(Reverse((due, key)));
                 }
