@@ -175,6 +175,7 @@ mod tests {
         let long = "é".repeat(128);
         for (id, lot, region) in [
             ("c-7622-000000000", Some("L2026-33"), Some("DE-NW")),
+            ("ev-1", Some("L7"), Some("US-CA")),
             (uuid, None, None),
             (uuid, Some("L1"), Some("R")),
             (long.as_str(), Some("lot-ü"), None),

@@ -33,6 +33,7 @@ const VISIT_CHUNK: usize = 256;
 #[derive(Debug)]
 pub struct Entry<S> {
     pub key: Key,
+    /// The key's hash, also in the key's allocation, which a timer would have to read.
     hash: u64,
     pub state: S,
 }

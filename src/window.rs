@@ -546,49 +546,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_report_gives_back_its_strings() {
-        let r = Report::new(
-            Timestamp(1),
-            1,
-            2,
-            Channel::Web,
-            Severity::default(),
-            "ev-1",
-            Some("L7"),
-            Some("US-CA"),
-        );
-        assert_eq!(
-            (r.event_id(), r.lot(), r.region()),
-            ("ev-1", Some("L7"), Some("US-CA"))
-        );
-        let r = Report::new(
-            Timestamp(1),
-            1,
-            2,
-            Channel::Web,
-            Severity::default(),
-            "ev-2",
-            None,
-            Some(""),
-        );
-        assert_eq!(
-            (r.event_id(), r.lot(), r.region()),
-            ("ev-2", None, Some(""))
-        );
-        let r = Report::new(
-            Timestamp(1),
-            1,
-            2,
-            Channel::Web,
-            Severity::default(),
-            "",
-            Some(""),
-            None,
-        );
-        assert_eq!((r.event_id(), r.lot(), r.region()), ("", Some(""), None));
-    }
-
-    #[test]
     fn keeps_time_order_whatever_the_arrival() {
         let mut a = Reports::default();
         let mut b = Reports::default();
