@@ -13,11 +13,11 @@
 //! rebuilt and the consumer goes back to the committed offsets. On shutdown the loop stops
 //! fetching, commits and flushes within the grace period.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use hashbrown::{Equivalent, HashMap};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -101,6 +101,17 @@ struct Daemon {
     consumed_by_channel: Vec<IntCounter>,
 }
 
+/// A partition by borrowed parts: finds a [`TopicPartition`] key without allocating one per
+/// message. Hashes like the key: a `&str` like a `String`, then the number.
+#[derive(Hash)]
+struct PartitionRef<'a>(&'a str, i32);
+
+impl Equivalent<TopicPartition> for PartitionRef<'_> {
+    fn equivalent(&self, key: &TopicPartition) -> bool {
+        self.1 == key.1 && self.0 == key.0
+    }
+}
+
 /// Messages handled between two looks at shutdown, rebalances, commits and ticks.
 const RECV_BATCH: usize = 64;
 
@@ -171,9 +182,12 @@ pub async fn run(
                 // wait at most one batch.
                 let mut next = Some(message);
                 let mut taken = 0;
+                // The batch was already fetched: one clock reading serves all of it.
+                let received = Instant::now();
+                let now = Timestamp::now();
                 while let Some(message) = next.take() {
                     match message {
-                        Ok(m) => daemon.handle(&m).await?,
+                        Ok(m) => daemon.handle(&m, received, now).await?,
                         Err(KafkaError::PartitionEOF(p)) => daemon.caught_up(p),
                         Err(e) => tracing::warn!(error = %e, "Consume error; retrying."),
                     }
@@ -189,25 +203,31 @@ pub async fn run(
 }
 
 impl Daemon {
-    /// One input message: decode, count, send what it caused.
-    async fn handle(&mut self, m: &BorrowedMessage<'_>) -> Result<(), DaemonError> {
-        let received = Instant::now();
+    /// One input message, taken from the fetch queue at `received` (`now` on the event-time
+    /// clock): decode, count, send what it caused.
+    async fn handle(
+        &mut self,
+        m: &BorrowedMessage<'_>,
+        received: Instant,
+        now: Timestamp,
+    ) -> Result<(), DaemonError> {
         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
-        let tp = (topic.to_owned(), partition);
-        if !self.partitions.contains_key(&tp) {
+        let key = PartitionRef(topic, partition);
+        if !self.partitions.contains_key(&key) {
+            let tp = (topic.to_owned(), partition);
             if !self.assigned.contains(&tp) {
                 // Fetched before its partition was given up: its next owner consumes it.
                 tracing::debug!(%topic, partition, offset, "Message of a revoked partition dropped.");
                 return Ok(());
             }
-            self.restore(vec![tp.clone()]).await?;
+            self.restore(vec![tp]).await?;
         }
         self.summary.messages += 1;
         let payload = m.payload().unwrap_or_default();
-        let metrics = self.services.metrics.clone();
+        let metrics = &self.services.metrics;
         let mut alerts = Vec::new();
         let mut dead: Option<(&'static str, String, String)> = None;
-        let state = self.partitions.get_mut(&tp).expect("restored above");
+        let state = self.partitions.get_mut(&key).expect("restored above");
         match decode(payload) {
             Err(e) => {
                 metrics
@@ -218,7 +238,7 @@ impl Daemon {
             }
             Ok(event) => {
                 self.consumed_by_channel[event.channel.index()].inc();
-                let lag = Timestamp::now().0 - event.occurred_at.0;
+                let lag = now.0 - event.occurred_at.0;
                 metrics.observe_event_time_lag_seconds(lag as f64 / 1e6);
                 match state.engine.ingest_at(&event, offset, &mut alerts) {
                     Ingest::Late { frontier } => {
@@ -604,5 +624,40 @@ impl Daemon {
             "Stopped cleanly."
         );
         Ok(self.summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_borrowed_partition_finds_its_owned_key() {
+        let mut map: HashMap<TopicPartition, u32> = HashMap::new();
+        for (i, topic) in ["contact-events", "contact-events-eu", "c"]
+            .iter()
+            .enumerate()
+        {
+            for partition in 0..40 {
+                map.insert(
+                    (topic.to_string(), partition),
+                    i as u32 * 100 + partition as u32,
+                );
+            }
+        }
+        for (i, topic) in ["contact-events", "contact-events-eu", "c"]
+            .iter()
+            .enumerate()
+        {
+            for partition in 0..40 {
+                assert_eq!(
+                    map.get(&PartitionRef(topic, partition)),
+                    Some(&(i as u32 * 100 + partition as u32)),
+                    "{topic}/{partition}"
+                );
+            }
+        }
+        assert_eq!(map.get(&PartitionRef("contact-events", 40)), None);
+        assert_eq!(map.get(&PartitionRef("contact-event", 0)), None);
     }
 }

@@ -218,7 +218,7 @@ impl Outbox {
                 tracing::error!(partitions = ?behind, waited = ?started.elapsed(), "The broker does not show the committed offsets; a crash now would repeat alerts.");
                 return Ok(());
             }
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep(jittered(pause)).await;
             pause = (pause * 2).min(CONFIRM_PAUSE.1);
             tracing::debug!(partitions = ?behind, "Committed offsets not shown by the broker; committing them again.");
             recommitted.inc();
@@ -327,6 +327,13 @@ impl Outbox {
         let p = self.producer.clone();
         blocking(move || p.flush(timeout)).await
     }
+}
+
+/// A pause between half and one and a half times `pause`, at random. Instances whose commits
+/// waited for the same open transaction would otherwise commit again in step, each one's
+/// transaction keeping the other's offsets from being applied, until the confirmation gives up.
+fn jittered(pause: Duration) -> Duration {
+    pause / 2 + pause.mul_f64(rand::random::<f64>())
 }
 
 fn offset_list(offsets: &[(TopicPartition, i64)]) -> Result<TopicPartitionList, KafkaError> {
