@@ -1045,7 +1045,7 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
             )
             .median_of(at_least_once, per_sec)
             .note(format!(
-                "ratio to raw {alo:.3}; the gap to 2b is the exactly-once transactions (one per commit_interval, the loop waits for each)"
+                "ratio to raw {alo:.3}; the gap to 2b is the exactly-once transactions (one per commit_interval, each committed beside the loop, whose alerts wait for the next)"
             )),
         );
     }

@@ -76,6 +76,8 @@ pub struct RunSummary {
     pub alerts: u64,
     /// Messages replayed to rebuild partitions.
     pub replayed: u64,
+    /// Alerts and dead letters sent while a commit ran: they went out with the next one.
+    pub held: u64,
 }
 
 /// What was sent since the last commit, reported once it is committed.
@@ -94,11 +96,25 @@ struct Daemon {
     partitions: HashMap<TopicPartition, PartitionState>,
     assigned: Vec<TopicPartition>,
     uncommitted: Vec<Sent>,
+    /// The commit running beside the loop, if any.
+    committing: Option<Committing>,
     last_checkpoint: Instant,
     summary: RunSummary,
     /// `events_consumed` by [`Channel::index`], resolved once: a labelled lookup per message
     /// hashes the label and takes a lock.
     consumed_by_channel: Vec<IntCounter>,
+}
+
+/// What a running commit holds, applied to the partitions once it has finished.
+struct Committing {
+    offsets: Vec<(TopicPartition, i64)>,
+    /// The checkpoints' partitions and next offsets.
+    checkpoints: Vec<(TopicPartition, i64)>,
+    /// Checkpoints were due: the interval starts again once they are written.
+    due: bool,
+    sent: Vec<Sent>,
+    /// Nothing to commit: not counted as a commit.
+    empty: bool,
 }
 
 /// A partition by borrowed parts: finds a [`TopicPartition`] key without allocating one per
@@ -155,6 +171,7 @@ pub async fn run(
         partitions: HashMap::new(),
         assigned: Vec::new(),
         uncommitted: Vec::new(),
+        committing: None,
         last_checkpoint: Instant::now(),
         summary: RunSummary::default(),
         consumed_by_channel,
@@ -174,7 +191,11 @@ pub async fn run(
             biased;
             _ = shutdown.wait() => break,
             Some(event) = consumer_events.recv() => daemon.consumer_event(event).await?,
-            _ = commit.tick() => daemon.commit(false).await?,
+            outcome = daemon.outbox.finished(), if daemon.committing.is_some() => {
+                daemon.commit_finished(outcome).await?
+            }
+            // A commit runs beside the loop; the next starts at the first tick after it finished.
+            _ = commit.tick(), if daemon.committing.is_none() => daemon.start_commit(false).await?,
             _ = tick.tick() => daemon.tick().await?,
             message = consumer.recv() => {
                 // Take what is already fetched in one go, so that the select and its timers
@@ -328,8 +349,25 @@ impl Daemon {
     }
 
     /// Commits the offsets consumed with what was sent since the last commit, and the
-    /// checkpoints when they are due (or `force`d).
+    /// checkpoints when they are due (or `force`d), and waits for the outcome.
     async fn commit(&mut self, force_checkpoints: bool) -> Result<(), DaemonError> {
+        self.settle().await?;
+        self.start_commit(force_checkpoints).await?;
+        self.settle().await
+    }
+
+    /// Waits for the running commit, if any, and applies its outcome.
+    async fn settle(&mut self) -> Result<(), DaemonError> {
+        if self.committing.is_none() {
+            return Ok(());
+        }
+        let outcome = self.outbox.finished().await;
+        self.commit_finished(outcome).await
+    }
+
+    /// Starts committing the offsets consumed with what was sent since the last commit, and
+    /// the checkpoints when they are due (or `force`d); the loop goes on meanwhile.
+    async fn start_commit(&mut self, force_checkpoints: bool) -> Result<(), DaemonError> {
         let offsets: Vec<(TopicPartition, i64)> = self
             .partitions
             .iter()
@@ -339,11 +377,41 @@ impl Daemon {
             || self.last_checkpoint.elapsed() >= self.config.daemon.checkpoint_interval.as_std()
             || self.partitions.values().any(|s| s.idle_alerts);
         let checkpoints: Vec<Checkpoint> = if due { self.checkpoints() } else { Vec::new() };
-        let outcome = self.outbox.commit(&offsets, &checkpoints).await;
+        for c in &checkpoints {
+            // Idle-clock alerts from now on need a checkpoint of their own.
+            if let Some(state) = self.partitions.get_mut(&(c.topic.clone(), c.partition)) {
+                state.idle_alerts = false;
+            }
+        }
+        let committing = Committing {
+            empty: offsets.is_empty() && checkpoints.is_empty() && self.uncommitted.is_empty(),
+            checkpoints: checkpoints
+                .iter()
+                .map(|c| ((c.topic.clone(), c.partition), c.next_offset))
+                .collect(),
+            offsets: offsets.clone(),
+            due,
+            sent: std::mem::take(&mut self.uncommitted),
+        };
+        self.outbox
+            .start_commit(offsets, checkpoints)
+            .await
+            .map_err(DaemonError::Delivery)?;
+        self.committing = Some(committing);
+        Ok(())
+    }
+
+    /// Applies the outcome of the commit that was running.
+    async fn commit_finished(
+        &mut self,
+        outcome: Result<(), CommitError>,
+    ) -> Result<(), DaemonError> {
+        let Some(done) = self.committing.take() else {
+            return Ok(());
+        };
         let commits = &self.services.metrics.commits;
         match &outcome {
-            Ok(())
-                if offsets.is_empty() && checkpoints.is_empty() && self.uncommitted.is_empty() => {}
+            Ok(()) if done.empty => {}
             Ok(()) => commits.with_label_values(&["committed"]).inc(),
             Err(CommitError::Aborted(_)) => commits.with_label_values(&["aborted"]).inc(),
             Err(CommitError::NotCommitted(_)) => {
@@ -355,6 +423,16 @@ impl Daemon {
             Ok(()) => {}
             Err(CommitError::NotCommitted(error)) => {
                 tracing::warn!(%error, "Offsets not committed; retrying at the next commit.");
+                // Sent and acknowledged; reported with the next commit. The checkpoints were
+                // not written: ask for them again.
+                let later = std::mem::take(&mut self.uncommitted);
+                self.uncommitted = done.sent;
+                self.uncommitted.extend(later);
+                for (tp, _) in &done.checkpoints {
+                    if let Some(state) = self.partitions.get_mut(tp) {
+                        state.idle_alerts = true;
+                    }
+                }
                 return Ok(());
             }
             Err(CommitError::Aborted(error)) => {
@@ -363,25 +441,24 @@ impl Daemon {
             }
             Err(e) => return Err(e.into()),
         }
-        if due {
+        if done.due {
             self.last_checkpoint = Instant::now();
         }
         self.services
             .metrics
             .checkpoints_written
-            .inc_by(checkpoints.len() as u64);
-        for (tp, next) in offsets {
+            .inc_by(done.checkpoints.len() as u64);
+        for (tp, next) in done.offsets {
             if let Some(state) = self.partitions.get_mut(&tp) {
                 state.committed = Some(next);
             }
         }
-        for c in checkpoints {
-            if let Some(state) = self.partitions.get_mut(&(c.topic, c.partition)) {
-                state.checkpointed = Some(c.next_offset);
-                state.idle_alerts = false;
+        for (tp, next) in done.checkpoints {
+            if let Some(state) = self.partitions.get_mut(&tp) {
+                state.checkpointed = Some(next);
             }
         }
-        for sent in std::mem::take(&mut self.uncommitted) {
+        for sent in done.sent {
             self.report(sent);
         }
         Ok(())
@@ -403,6 +480,10 @@ impl Daemon {
     /// Drops every partition's state and rebuilds it from Kafka, the consumer back at the
     /// committed offsets.
     async fn rebuild_all(&mut self) -> Result<(), DaemonError> {
+        debug_assert!(
+            self.committing.is_none(),
+            "rebuilt after the running commit"
+        );
         self.uncommitted.clear();
         let tps: Vec<TopicPartition> = self.assigned.clone();
         for tp in &tps {
@@ -509,6 +590,7 @@ impl Daemon {
             }
             ConsumerEvent::Lost(tps) => {
                 tracing::warn!(partitions = ?tps, "Partitions lost; what was not committed is redone by their next owner.");
+                self.settle().await?;
                 self.assigned.retain(|tp| !tps.contains(tp));
                 self.forget(&tps);
                 // The open transaction holds work on the lost partitions: throw it all away.
@@ -614,6 +696,7 @@ impl Daemon {
             Ok(result) => result?,
         }
         self.consumer.unsubscribe();
+        self.summary.held = self.outbox.held_total();
         tracing::info!(
             messages = self.summary.messages,
             events = self.summary.events,
@@ -621,6 +704,7 @@ impl Daemon {
             late = self.summary.late,
             alerts = self.summary.alerts,
             replayed = self.summary.replayed,
+            held = self.summary.held,
             "Stopped cleanly."
         );
         Ok(self.summary)

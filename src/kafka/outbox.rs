@@ -16,7 +16,10 @@
 //!   commit reads the offsets back and commits them again, in offsets-only transactions, until
 //!   the broker shows them; nothing new is begun before.
 //!
-//! librdkafka's transaction calls block; they run on the blocking thread pool.
+//! A commit runs in a task of its own while the caller goes on consuming ([`Outbox::start_commit`],
+//! [`Outbox::finished`]): a transaction being committed takes no new records, so records sent
+//! meanwhile are held and released into the next one. librdkafka's transaction calls block;
+//! they run on the blocking thread pool.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +29,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::task::JoinHandle;
 
 use prometheus::IntCounter;
 
@@ -59,16 +63,37 @@ pub enum CommitError {
     Fatal(KafkaError),
 }
 
-pub struct Outbox {
+/// What a commit needs of the outbox: cloned into the task that runs it.
+#[derive(Clone)]
+struct Link {
     delivery: Delivery,
     /// Counts offset-only transactions when confirming offsets; `None`: commits are trusted.
     confirm_offsets: Option<IntCounter>,
     producer: FutureProducer<Context>,
     consumer: Arc<StreamConsumer<Context>>,
     checkpoint_topic: String,
+}
+
+/// A record sent while a commit runs. The running transaction is closed to new records, so it
+/// waits and goes out with the next commit.
+struct Held {
+    topic: String,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: OwnedHeaders,
+}
+
+pub struct Outbox {
+    link: Link,
     in_transaction: bool,
     /// At-least-once: sends not yet known to be acknowledged.
     unacknowledged: Vec<DeliveryFuture>,
+    /// The commit running beside the caller, if one was started and has not been awaited.
+    running: Option<JoinHandle<Result<(), CommitError>>>,
+    /// Sent while `running`; released into the next transaction.
+    held: Vec<Held>,
+    /// Records held so far, for the run's summary.
+    held_total: u64,
 }
 
 /// A transaction error the producer cannot recover from (fenced, or a fatal broker error).
@@ -99,16 +124,23 @@ impl Outbox {
             blocking(move || p.init_transactions(CALL_TIMEOUT)).await?;
         }
         Ok(Outbox {
-            delivery,
-            confirm_offsets,
-            producer,
-            consumer,
-            checkpoint_topic,
+            link: Link {
+                delivery,
+                confirm_offsets,
+                producer,
+                consumer,
+                checkpoint_topic,
+            },
             in_transaction: false,
             unacknowledged: Vec::new(),
+            running: None,
+            held: Vec::new(),
+            held_total: 0,
         })
     }
 
+    /// Sends a record with the next commit. While a commit runs, the record is held until it
+    /// has finished.
     pub async fn send(
         &mut self,
         topic: &str,
@@ -116,55 +148,185 @@ impl Outbox {
         payload: &[u8],
         headers: OwnedHeaders,
     ) -> Result<(), KafkaError> {
-        if self.delivery == Delivery::ExactlyOnce && !self.in_transaction {
-            self.producer.begin_transaction()?;
+        if self.running.is_some() {
+            self.held.push(Held {
+                topic: topic.to_owned(),
+                key: key.map(<[u8]>::to_vec),
+                payload: payload.to_vec(),
+                headers,
+            });
+            self.held_total += 1;
+            return Ok(());
+        }
+        self.release_held().await?;
+        self.send_now(topic, key, payload, headers).await
+    }
+
+    async fn send_now(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<(), KafkaError> {
+        if self.link.delivery == Delivery::ExactlyOnce && !self.in_transaction {
+            self.link.producer.begin_transaction()?;
             self.in_transaction = true;
         }
-        let delivery = enqueue(&self.producer, topic, key, payload, headers).await?;
-        if self.delivery == Delivery::AtLeastOnce {
+        let delivery = enqueue(&self.link.producer, topic, key, payload, headers).await?;
+        if self.link.delivery == Delivery::AtLeastOnce {
             self.unacknowledged.push(delivery);
         }
         Ok(())
     }
 
-    /// Makes everything sent since the last commit visible together with `offsets` (the next
-    /// offset to consume per partition) and `checkpoints`.
-    pub async fn commit(
-        &mut self,
-        offsets: &[(TopicPartition, i64)],
-        checkpoints: &[Checkpoint],
-    ) -> Result<(), CommitError> {
-        match self.delivery {
-            Delivery::ExactlyOnce => self.commit_transaction(offsets, checkpoints).await,
-            Delivery::AtLeastOnce => self.commit_acknowledged(offsets, checkpoints).await,
-        }
-    }
-
-    async fn send_checkpoints(&mut self, checkpoints: &[Checkpoint]) -> Result<(), KafkaError> {
-        for c in checkpoints {
-            let json = serde_json::to_vec(c).expect("a checkpoint serializes");
-            let topic = self.checkpoint_topic.clone();
-            let key = c.key();
-            self.send(&topic, Some(key.as_bytes()), &json, OwnedHeaders::new())
+    /// Sends what was held while the last commit ran.
+    async fn release_held(&mut self) -> Result<(), KafkaError> {
+        for h in std::mem::take(&mut self.held) {
+            self.send_now(&h.topic, h.key.as_deref(), &h.payload, h.headers)
                 .await?;
         }
         Ok(())
     }
 
-    async fn commit_transaction(
+    /// How many records were held for a later commit because one was running.
+    pub fn held_total(&self) -> u64 {
+        self.held_total
+    }
+
+    /// Whether a commit started with [`Outbox::start_commit`] has not been awaited yet.
+    pub fn is_committing(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Starts committing everything sent so far together with `offsets` (the next offset to
+    /// consume per partition) and `checkpoints`, in a task of its own, so the caller can go on
+    /// consuming. Sends meanwhile are held for the next commit. [`Outbox::finished`] gives
+    /// the outcome.
+    ///
+    /// # Panics
+    /// If a commit is already running: the caller awaits each before starting the next.
+    pub async fn start_commit(
+        &mut self,
+        offsets: Vec<(TopicPartition, i64)>,
+        checkpoints: Vec<Checkpoint>,
+    ) -> Result<(), KafkaError> {
+        assert!(self.running.is_none(), "one commit at a time");
+        self.release_held().await?;
+        let in_transaction = std::mem::take(&mut self.in_transaction);
+        let unacknowledged = std::mem::take(&mut self.unacknowledged);
+        let link = self.link.clone();
+        self.running = Some(tokio::spawn(async move {
+            match link.delivery {
+                Delivery::ExactlyOnce => {
+                    link.commit_transaction(in_transaction, &offsets, &checkpoints)
+                        .await
+                }
+                Delivery::AtLeastOnce => {
+                    link.commit_acknowledged(unacknowledged, &offsets, &checkpoints)
+                        .await
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    /// The outcome of the running commit once it has finished (`Ok` if none runs). Cancel
+    /// safe: dropped before the commit finishes, it leaves the commit running. After an abort
+    /// the held records are dropped too: they came from input after the committed offsets,
+    /// which is consumed again.
+    pub async fn finished(&mut self) -> Result<(), CommitError> {
+        let Some(running) = self.running.as_mut() else {
+            return Ok(());
+        };
+        let outcome = running
+            .await
+            .unwrap_or(Err(CommitError::Fatal(KafkaError::Canceled)));
+        self.running = None;
+        if matches!(outcome, Err(CommitError::Aborted(_))) {
+            self.held.clear();
+        }
+        outcome
+    }
+
+    /// Commits and waits for the outcome ([`Outbox::start_commit`], then [`Outbox::finished`]).
+    pub async fn commit(
         &mut self,
         offsets: &[(TopicPartition, i64)],
         checkpoints: &[Checkpoint],
     ) -> Result<(), CommitError> {
-        if offsets.is_empty() && checkpoints.is_empty() && !self.in_transaction {
+        self.finished().await?;
+        self.start_commit(offsets.to_vec(), checkpoints.to_vec())
+            .await
+            .map_err(CommitError::Fatal)?;
+        self.finished().await
+    }
+
+    /// Throws away what was sent since the last commit, when some of it belongs to partitions
+    /// that were lost: their next owner redoes it. At least once, sends cannot be taken back;
+    /// their repeats carry the same alert ids. Records held during a commit are dropped.
+    ///
+    /// # Panics
+    /// If a commit is running: its outcome is awaited first.
+    pub async fn abort(&mut self) -> Result<(), CommitError> {
+        assert!(self.running.is_none(), "abort after the running commit");
+        self.held.clear();
+        if self.link.delivery == Delivery::AtLeastOnce || !self.in_transaction {
+            return Ok(());
+        }
+        let p = self.link.producer.clone();
+        blocking(move || p.abort_transaction(CALL_TIMEOUT))
+            .await
+            .map_err(CommitError::Fatal)?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    /// Waits until every send is acknowledged (shutdown).
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let p = self.link.producer.clone();
+        blocking(move || p.flush(timeout)).await
+    }
+}
+
+impl Link {
+    /// Sends `checkpoints` (in the open transaction, exactly once), returning their deliveries.
+    async fn send_checkpoints(
+        &self,
+        checkpoints: &[Checkpoint],
+    ) -> Result<Vec<DeliveryFuture>, KafkaError> {
+        let mut deliveries = Vec::with_capacity(checkpoints.len());
+        for c in checkpoints {
+            let json = serde_json::to_vec(c).expect("a checkpoint serializes");
+            let key = c.key();
+            deliveries.push(
+                enqueue(
+                    &self.producer,
+                    &self.checkpoint_topic,
+                    Some(key.as_bytes()),
+                    &json,
+                    OwnedHeaders::new(),
+                )
+                .await?,
+            );
+        }
+        Ok(deliveries)
+    }
+
+    async fn commit_transaction(
+        &self,
+        in_transaction: bool,
+        offsets: &[(TopicPartition, i64)],
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CommitError> {
+        if offsets.is_empty() && checkpoints.is_empty() && !in_transaction {
             return Ok(());
         }
         let result = async {
-            self.send_checkpoints(checkpoints).await?;
-            if !self.in_transaction {
+            if !in_transaction {
                 self.producer.begin_transaction()?;
-                self.in_transaction = true;
             }
+            self.send_checkpoints(checkpoints).await?;
             if !offsets.is_empty() {
                 let tpl = offset_list(offsets)?;
                 let group = self.consumer.group_metadata().ok_or(KafkaError::Canceled)?;
@@ -176,7 +338,6 @@ impl Outbox {
         }
         .await;
         let Err(error) = result else {
-            self.in_transaction = false;
             return self.confirm(offsets).await;
         };
         if is_fatal(&error) {
@@ -185,10 +346,7 @@ impl Outbox {
         tracing::warn!(%error, "Commit failed; aborting the transaction.");
         let p = self.producer.clone();
         match blocking(move || p.abort_transaction(CALL_TIMEOUT)).await {
-            Ok(()) => {
-                self.in_transaction = false;
-                Err(CommitError::Aborted(error))
-            }
+            Ok(()) => Err(CommitError::Aborted(error)),
             Err(abort) => Err(CommitError::Fatal(abort)),
         }
     }
@@ -196,7 +354,7 @@ impl Outbox {
     /// With `confirm_offsets`, waits until the broker shows `offsets` as committed, committing
     /// them again in offsets-only transactions meanwhile. The transaction itself is committed:
     /// after `CONFIRM_TIMEOUT` this logs an error and gives up (a crash could then repeat alerts).
-    async fn confirm(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<(), CommitError> {
+    async fn confirm(&self, offsets: &[(TopicPartition, i64)]) -> Result<(), CommitError> {
         let Some(recommitted) = self.confirm_offsets.clone() else {
             return Ok(());
         };
@@ -252,7 +410,7 @@ impl Outbox {
     /// A transaction that holds nothing but `offsets`. If it fails it is aborted (nothing else
     /// is in it) and the caller reads the offsets again.
     async fn commit_offsets_only(
-        &mut self,
+        &self,
         offsets: &[(TopicPartition, i64)],
     ) -> Result<(), CommitError> {
         let tpl = offset_list(offsets).map_err(CommitError::Fatal)?;
@@ -281,17 +439,12 @@ impl Outbox {
     }
 
     async fn commit_acknowledged(
-        &mut self,
+        &self,
+        unacknowledged: Vec<DeliveryFuture>,
         offsets: &[(TopicPartition, i64)],
         checkpoints: &[Checkpoint],
     ) -> Result<(), CommitError> {
-        for delivery in self.unacknowledged.drain(..) {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(CommitError::Fatal(e)),
-                Err(_) => return Err(CommitError::Fatal(KafkaError::Canceled)),
-            }
-        }
+        acknowledged(unacknowledged).await?;
         if !offsets.is_empty() {
             let tpl = offset_list(offsets).map_err(CommitError::Fatal)?;
             let consumer = self.consumer.clone();
@@ -302,30 +455,11 @@ impl Outbox {
                 .map_err(CommitError::NotCommitted)?;
         }
         // After the commit: a checkpoint must not be newer than the committed offset.
-        self.send_checkpoints(checkpoints)
-            .await
-            .map_err(CommitError::Fatal)
-    }
-
-    /// Throws away what was sent since the last commit, when some of it belongs to partitions
-    /// that were lost: their next owner redoes it. At least once, sends cannot be taken back;
-    /// their repeats carry the same alert ids.
-    pub async fn abort(&mut self) -> Result<(), CommitError> {
-        if self.delivery == Delivery::AtLeastOnce || !self.in_transaction {
-            return Ok(());
-        }
-        let p = self.producer.clone();
-        blocking(move || p.abort_transaction(CALL_TIMEOUT))
+        let deliveries = self
+            .send_checkpoints(checkpoints)
             .await
             .map_err(CommitError::Fatal)?;
-        self.in_transaction = false;
-        Ok(())
-    }
-
-    /// Waits until every send is acknowledged (shutdown).
-    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        let p = self.producer.clone();
-        blocking(move || p.flush(timeout)).await
+        acknowledged(deliveries).await
     }
 }
 
@@ -334,6 +468,18 @@ impl Outbox {
 /// transaction keeping the other's offsets from being applied, until the confirmation gives up.
 fn jittered(pause: Duration) -> Duration {
     pause / 2 + pause.mul_f64(rand::random::<f64>())
+}
+
+/// Waits until every one of `deliveries` is acknowledged.
+async fn acknowledged(deliveries: Vec<DeliveryFuture>) -> Result<(), CommitError> {
+    for delivery in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(CommitError::Fatal(e)),
+            Err(_) => return Err(CommitError::Fatal(KafkaError::Canceled)),
+        }
+    }
+    Ok(())
 }
 
 fn offset_list(offsets: &[(TopicPartition, i64)]) -> Result<TopicPartitionList, KafkaError> {
