@@ -409,6 +409,16 @@ impl Daemon {
         let Some(done) = self.committing.take() else {
             return Ok(());
         };
+        if !matches!(
+            outcome,
+            Err(CommitError::Aborted(_) | CommitError::Fatal(_))
+        ) {
+            // Alerts held while the commit ran go out now, not with the next send or commit.
+            self.outbox
+                .release_held()
+                .await
+                .map_err(DaemonError::Delivery)?;
+        }
         let commits = &self.services.metrics.commits;
         match &outcome {
             Ok(()) if done.empty => {}

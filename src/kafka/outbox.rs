@@ -180,8 +180,9 @@ impl Outbox {
         Ok(())
     }
 
-    /// Sends what was held while the last commit ran.
-    async fn release_held(&mut self) -> Result<(), KafkaError> {
+    /// Sends what was held while the last commit ran (the next send or commit would, too; the
+    /// caller does it at once so held alerts do not wait for either).
+    pub async fn release_held(&mut self) -> Result<(), KafkaError> {
         for h in std::mem::take(&mut self.held) {
             self.send_now(&h.topic, h.key.as_deref(), &h.payload, h.headers)
                 .await?;
