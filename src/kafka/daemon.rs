@@ -9,6 +9,10 @@
 //! messages wait in the fetch queue. Every `checkpoint_interval` the commit also records each
 //! partition's checkpoint; before a partition is given up, it is committed and checkpointed.
 //!
+//! A commit runs beside the loop, which goes on consuming; what it sends meanwhile the outbox
+//! holds for the next commit. Rebalances, lost partitions and shutdown wait for the running
+//! commit first (`settle`), so they see the partitions as committed.
+//!
 //! A commit that fails and is aborted leaves the engines ahead of Kafka: every partition is
 //! rebuilt and the consumer goes back to the committed offsets. On shutdown the loop stops
 //! fetching, commits and flushes within the grace period.
