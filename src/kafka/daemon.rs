@@ -10,8 +10,9 @@
 //! partition's checkpoint; before a partition is given up, it is committed and checkpointed.
 //!
 //! A commit runs beside the loop, which goes on consuming; what it sends meanwhile the outbox
-//! holds for the next commit (with `kafka.confirm_offsets` the loop waits for it instead). Rebalances, lost partitions and shutdown wait for the running
-//! commit first (`settle`), so they see the partitions as committed.
+//! holds for the next commit (with `kafka.confirm_offsets` the loop waits for it instead).
+//! Rebalances, lost partitions and shutdown wait for the running commit first (`settle`), so
+//! they see the partitions as committed.
 //!
 //! A commit that fails and is aborted leaves the engines ahead of Kafka: every partition is
 //! rebuilt and the consumer goes back to the committed offsets. On shutdown the loop stops
@@ -203,8 +204,8 @@ pub async fn run(
                 daemon.start_commit(false).await?;
                 if daemon.config.kafka.confirm_offsets {
                     // A broker that applies offsets late: consume nothing more until it shows
-                    // them. Running ahead meanwhile left offsets
-                    // unapplied for 20-30 s on tansu (3 of 9 scale_out suite runs).
+                    // them. Running ahead meanwhile left offsets unapplied for 20-30 s on
+                    // tansu (3 of 9 scale_out suite runs).
                     daemon.settle().await?;
                 }
             }
@@ -391,7 +392,10 @@ impl Daemon {
         let checkpoints: Vec<Checkpoint> = if due { self.checkpoints() } else { Vec::new() };
         for c in &checkpoints {
             // Idle-clock alerts from now on need a checkpoint of their own.
-            if let Some(state) = self.partitions.get_mut(&(c.topic.clone(), c.partition)) {
+            if let Some(state) = self
+                .partitions
+                .get_mut(&PartitionRef(&c.topic, c.partition))
+            {
                 state.idle_alerts = false;
             }
         }

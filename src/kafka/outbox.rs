@@ -251,6 +251,7 @@ impl Outbox {
     }
 
     /// Commits and waits for the outcome ([`Outbox::start_commit`], then [`Outbox::finished`]).
+    /// A commit still running is waited for first, and its error returned if it failed.
     pub async fn commit(
         &mut self,
         offsets: &[(TopicPartition, i64)],
