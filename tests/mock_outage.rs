@@ -6,12 +6,13 @@ mod broker;
 use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use recall_radar::alert::{Alert, Status};
 use recall_radar::config::{Config, RawConfig};
 use recall_radar::engine::Engine;
 use recall_radar::event::decode;
+use recall_radar::kafka::daemon::RunSummary;
 use recall_radar::time::Timestamp;
 use recall_radar::{service, shutdown};
 
@@ -54,6 +55,43 @@ async fn send_sentinels(producer: &FutureProducer) {
 }
 
 const PARTITIONS: i32 = 2;
+
+/// A one-broker mock cluster with the input, alert and dead-letter topics.
+fn cluster_with_topics() -> MockCluster<'static, DefaultProducerContext> {
+    let cluster = MockCluster::new(1).unwrap();
+    for t in ["events", "alerts", "dead-letters"] {
+        cluster.create_topic(t, PARTITIONS, 1).unwrap();
+    }
+    cluster
+}
+
+/// Waits (up to `within`) until the daemon has consumed `total` events, lets its last alerts
+/// be committed, then stops it and returns its summary.
+async fn consume_then_stop(
+    running: service::Running,
+    trigger: shutdown::Trigger,
+    total: u64,
+    within: Duration,
+) -> RunSummary {
+    let metrics = running.services.metrics.clone();
+    let consumed = || metrics.events_consumed.with_label_values(&["web"]).get();
+    let deadline = Instant::now() + within;
+    while consumed() < total && !running.task.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "consumed {} of {total}",
+            consumed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    trigger.fire();
+    running
+        .task
+        .await
+        .unwrap()
+        .expect("the daemon runs until stopped")
+}
 const SENTINEL: &str = "sentinel";
 
 async fn send(producer: &FutureProducer, lines: &[String]) {
@@ -71,10 +109,7 @@ async fn send(producer: &FutureProducer, lines: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_down_then_up_loses_no_alert() {
-    let cluster = MockCluster::new(1).unwrap();
-    for t in ["events", "alerts", "dead-letters"] {
-        cluster.create_topic(t, PARTITIONS, 1).unwrap();
-    }
+    let cluster = cluster_with_topics();
     let addr = cluster.bootstrap_servers();
     let lines = nhtsa(1000);
     let producer: FutureProducer = ClientConfig::new()
@@ -114,19 +149,8 @@ async fn broker_down_then_up_loses_no_alert() {
     cluster.broker_up(1).unwrap();
     sending.await.unwrap();
     send_sentinels(&producer).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
     let total = lines.len() as u64 + PARTITIONS as u64;
-    while consumed() < total {
-        assert!(
-            Instant::now() < deadline,
-            "consumed {} of {total}",
-            consumed()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    trigger.fire();
-    let summary = running.task.await.unwrap().unwrap();
+    let summary = consume_then_stop(running, trigger, total, Duration::from_secs(60)).await;
     assert_eq!(summary.late, 0);
 
     assert_same_firing_alerts(&config, &lines, &addr, summary.alerts as usize, true);
@@ -138,10 +162,7 @@ async fn broker_down_then_up_loses_no_alert() {
 /// the next transaction. Each alert once, none lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_caused_while_a_slow_commit_runs_go_out_with_the_next() {
-    let cluster = MockCluster::new(1).unwrap();
-    for t in ["events", "alerts", "dead-letters"] {
-        cluster.create_topic(t, PARTITIONS, 1).unwrap();
-    }
+    let cluster = cluster_with_topics();
     let addr = cluster.bootstrap_servers();
     let lines = nhtsa(1000);
     let producer: FutureProducer = ClientConfig::new()
@@ -160,25 +181,8 @@ async fn alerts_caused_while_a_slow_commit_runs_go_out_with_the_next() {
         .unwrap();
     let (trigger, stop) = shutdown::channel();
     let running = service::start(config.clone(), stop).await.unwrap();
-    let metrics = running.services.metrics.clone();
-    let consumed = || metrics.events_consumed.with_label_values(&["web"]).get();
     let total = lines.len() as u64 + PARTITIONS as u64;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while consumed() < total && !running.task.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "consumed {} of {total}",
-            consumed()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    trigger.fire();
-    let summary = running
-        .task
-        .await
-        .unwrap()
-        .expect("the daemon runs until stopped");
+    let summary = consume_then_stop(running, trigger, total, Duration::from_secs(90)).await;
     assert_eq!(summary.late, 0);
     assert!(
         summary.held > 0,
