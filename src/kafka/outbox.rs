@@ -195,11 +195,6 @@ impl Outbox {
         self.held_total
     }
 
-    /// Whether a commit started with [`Outbox::start_commit`] has not been awaited yet.
-    pub fn is_committing(&self) -> bool {
-        self.running.is_some()
-    }
-
     /// Starts committing everything sent so far together with `offsets` (the next offset to
     /// consume per partition) and `checkpoints`, in a task of its own, so the caller can go on
     /// consuming. Sends meanwhile are held for the next commit. [`Outbox::finished`] gives
