@@ -224,7 +224,7 @@ impl Engine {
                 event.region.as_deref(),
             );
             let probe = KeyRef::new(&event.product_id, tag);
-            let handle = match self.keys.find(&probe) {
+            let handle = match self.keys.find(slots, &probe) {
                 Some(handle) => handle,
                 None if slots.len() >= self.policy.config().max_keys => {
                     refused += 1;
@@ -300,7 +300,7 @@ impl Engine {
         let mut n = 0;
         for tag in &event.defect_tags {
             let probe = KeyRef::new(&event.product_id, tag);
-            let state = &slots.get(self.keys.find(&probe)?)?.state;
+            let state = &slots.get(self.keys.find(slots, &probe)?)?.state;
             if !state.reports.contains_event(event_hash) {
                 return None;
             }

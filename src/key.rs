@@ -1,13 +1,13 @@
 //! The (product, defect tag) key: hashed once when it is made, looked up without allocating.
 //!
-//! Every event looks up one key per tag, so the lookup must not build a `Key` (an
-//! allocation). [`KeyRef`] borrows the two strings; both hash to the same precomputed 64-bit
-//! value, which the map's hasher passes through instead of hashing strings again.
+//! Every event looks up one key per tag, so the lookup must not build a `Key` (an allocation):
+//! [`KeyRef`] borrows the two strings and carries their 64-bit hash, by which the table's index
+//! finds the key's slot. The slot holds the [`Key`], whose strings live in the key itself when
+//! short, as they nearly always are: a key in an allocation of its own cost a cache miss on every
+//! lookup (comparing the strings) and a malloc and a cold free over the key's life, about a
+//! tenth of a replay's time.
 
-use std::borrow::Borrow;
-use std::cmp::Ordering;
-use std::hash::{BuildHasher, Hash, Hasher};
-use triomphe::ThinArc;
+use std::hash::{BuildHasher, Hasher};
 
 /// The hash of a key: xxh3 of the product id, seeding xxh3 of the tag.
 pub fn key_hash(product_id: &str, defect_tag: &str) -> u64 {
@@ -15,52 +15,83 @@ pub fn key_hash(product_id: &str, defect_tag: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(defect_tag.as_bytes(), p)
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Header {
-    hash: u64,
-    /// Where the defect tag starts in the bytes.
-    split: u32,
-}
+/// Product id and tag bytes up to this many in all live in the key: 37 makes a key 40 bytes,
+/// the size of the allocation (plus its 16-byte pointer) a longer key costs. The synthetic
+/// catalog's keys are 14-27 bytes, NHTSA's (make/model/year and component) mostly under 40.
+const INLINE: usize = 37;
 
-/// A (product, defect tag) pair; cheap to clone, ordered by hash then by its strings.
-///
-/// The hash and both strings sit in one allocation behind a thin pointer: a live key is held
-/// by the map and by the timer set, and every allocation saved counts per key.
-#[derive(Clone)]
-pub struct Key(ThinArc<Header, u8>);
+/// A (product, defect tag) pair: the product id's bytes followed by the tag's.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key(Text);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Text {
+    /// `split` is where the tag starts, `len` the bytes used.
+    Inline {
+        split: u8,
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Heap {
+        split: u32,
+        text: Box<str>,
+    },
+}
 
 impl Key {
     pub fn new(product_id: &str, defect_tag: &str) -> Key {
-        Key::with_hash(key_hash(product_id, defect_tag), product_id, defect_tag)
+        let len = product_id.len() + defect_tag.len();
+        if len > INLINE {
+            return Key(Text::Heap {
+                // Product ids are bounded by the decoder far below 4 GiB.
+                split: product_id.len() as u32,
+                text: [product_id, defect_tag].concat().into_boxed_str(),
+            });
+        }
+        let mut bytes = [0; INLINE];
+        bytes[..product_id.len()].copy_from_slice(product_id.as_bytes());
+        bytes[product_id.len()..len].copy_from_slice(defect_tag.as_bytes());
+        Key(Text::Inline {
+            split: product_id.len() as u8,
+            len: len as u8,
+            bytes,
+        })
     }
 
-    fn with_hash(hash: u64, product_id: &str, defect_tag: &str) -> Key {
-        let mut bytes = Vec::with_capacity(product_id.len() + defect_tag.len());
-        bytes.extend_from_slice(product_id.as_bytes());
-        bytes.extend_from_slice(defect_tag.as_bytes());
-        let header = Header {
-            hash,
-            // Product ids are bounded by the decoder far below 4 GiB.
-            split: product_id.len() as u32,
-        };
-        Key(ThinArc::from_header_and_slice(header, &bytes))
+    /// The bytes of both strings, and where the tag starts.
+    fn parts(&self) -> (&[u8], usize) {
+        match &self.0 {
+            Text::Inline { split, len, bytes } => {
+                (&bytes[..usize::from(*len)], usize::from(*split))
+            }
+            Text::Heap { split, text } => (text.as_bytes(), *split as usize),
+        }
     }
 
-    fn header(&self) -> Header {
-        self.0.header.header
-    }
-
-    fn text(&self) -> &str {
-        // Built from two `str`s above, so always UTF-8; the check costs a few nanoseconds.
-        std::str::from_utf8(&self.0.slice).expect("a key holds two strings")
+    fn str(bytes: &[u8]) -> &str {
+        // Copied from two whole `str`s, so UTF-8 (checked only here: alerts and the admin API
+        // ask, lookups compare bytes).
+        std::str::from_utf8(bytes).expect("a key holds two strings")
     }
 
     pub fn product_id(&self) -> &str {
-        &self.text()[..self.header().split as usize]
+        let (bytes, split) = self.parts();
+        Key::str(&bytes[..split])
     }
 
     pub fn defect_tag(&self) -> &str {
-        &self.text()[self.header().split as usize..]
+        let (bytes, split) = self.parts();
+        Key::str(&bytes[split..])
+    }
+
+    /// Whether this is the key `probe` names.
+    pub fn is(&self, probe: &KeyRef<'_>) -> bool {
+        let (bytes, split) = self.parts();
+        let (product, tag) = (probe.product_id.as_bytes(), probe.defect_tag.as_bytes());
+        split == product.len()
+            && bytes.len() == product.len() + tag.len()
+            && &bytes[..split] == product
+            && &bytes[split..] == tag
     }
 }
 
@@ -73,7 +104,7 @@ impl std::fmt::Debug for Key {
     }
 }
 
-/// A borrowed key, for lookups.
+/// A borrowed key and its hash, for lookups.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyRef<'a> {
     hash: u64,
@@ -83,14 +114,20 @@ pub struct KeyRef<'a> {
 
 impl<'a> KeyRef<'a> {
     pub fn new(product_id: &'a str, defect_tag: &'a str) -> KeyRef<'a> {
+        KeyRef::with_hash(key_hash(product_id, defect_tag), product_id, defect_tag)
+    }
+
+    /// A key with a given hash: the table's tests make distinct keys collide.
+    pub(crate) fn with_hash(hash: u64, product_id: &'a str, defect_tag: &'a str) -> KeyRef<'a> {
         KeyRef {
-            hash: key_hash(product_id, defect_tag),
+            hash,
             product_id,
             defect_tag,
         }
     }
+
     pub fn to_key(self) -> Key {
-        Key::with_hash(self.hash, self.product_id, self.defect_tag)
+        Key::new(self.product_id, self.defect_tag)
     }
 
     pub fn hash(&self) -> u64 {
@@ -98,81 +135,7 @@ impl<'a> KeyRef<'a> {
     }
 }
 
-/// What owned and borrowed keys have in common, so a map of `Key` can be asked with a `KeyRef`.
-pub trait AsKeyRef {
-    fn key_ref(&self) -> KeyRef<'_>;
-}
-
-impl AsKeyRef for Key {
-    fn key_ref(&self) -> KeyRef<'_> {
-        let text = self.text();
-        let (product_id, defect_tag) = text.split_at(self.header().split as usize);
-        KeyRef {
-            hash: self.header().hash,
-            product_id,
-            defect_tag,
-        }
-    }
-}
-
-impl AsKeyRef for KeyRef<'_> {
-    fn key_ref(&self) -> KeyRef<'_> {
-        *self
-    }
-}
-
-impl<'a> Borrow<dyn AsKeyRef + 'a> for Key {
-    fn borrow(&self) -> &(dyn AsKeyRef + 'a) {
-        self
-    }
-}
-
-impl Hash for dyn AsKeyRef + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.key_ref().hash);
-    }
-}
-
-impl PartialEq for dyn AsKeyRef + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        let (a, b) = (self.key_ref(), other.key_ref());
-        a.hash == b.hash && a.product_id == b.product_id && a.defect_tag == b.defect_tag
-    }
-}
-
-impl Eq for dyn AsKeyRef + '_ {}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.header().hash);
-    }
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.ptr() == other.0.ptr() || (self as &dyn AsKeyRef) == (other as &dyn AsKeyRef)
-    }
-}
-
-impl Eq for Key {}
-
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.header().hash, &self.0.slice, self.header().split).cmp(&(
-            other.header().hash,
-            &other.0.slice,
-            other.header().split,
-        ))
-    }
-}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// Passes a precomputed 64-bit hash through (keys hash themselves once, when made).
+/// Passes a precomputed 64-bit hash through (keys and ids are hashed once, when read).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Prehashed;
 
@@ -201,19 +164,46 @@ impl BuildHasher for Prehashed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dashmap::DashMap;
 
     #[test]
-    fn borrowed_lookup_finds_owned_keys() {
-        let map: DashMap<Key, u32, Prehashed> = DashMap::with_hasher(Prehashed);
-        map.insert(Key::new("kettle", "lid"), 1);
-        map.insert(Key::new("kettle", "leak"), 2);
-        let probe = KeyRef::new("kettle", "lid");
-        assert_eq!(*map.get(&probe as &dyn AsKeyRef).unwrap(), 1);
-        assert!(map
-            .get(&KeyRef::new("kettl", "elid") as &dyn AsKeyRef)
-            .is_none());
-        assert_eq!(Key::new("a", "b"), KeyRef::new("a", "b").to_key());
-        assert_ne!(Key::new("ab", ""), Key::new("a", "b"));
+    fn keys_give_back_their_strings_inline_or_not() {
+        let long = "é".repeat(30);
+        for (product, tag) in [
+            ("sku-019382", "delivery-status"),
+            ("FORD/EXPLORER/2015", "ELECTRICAL SYSTEM"),
+            ("", ""),
+            ("a", ""),
+            ("", "b"),
+            (long.as_str(), "SERVICE BRAKES, HYDRAULIC"),
+        ] {
+            let key = Key::new(product, tag);
+            assert_eq!((key.product_id(), key.defect_tag()), (product, tag));
+            assert!(key.is(&KeyRef::new(product, tag)));
+            assert_eq!(KeyRef::new(product, tag).to_key(), key);
+        }
+        assert!(matches!(
+            Key::new("sku-019382", "delivery-status").0,
+            Text::Inline { .. }
+        ));
+        assert!(matches!(Key::new(&long, "x").0, Text::Heap { .. }));
+    }
+
+    /// The same bytes split elsewhere are another key.
+    #[test]
+    fn a_key_is_its_two_strings_not_their_concatenation() {
+        let key = Key::new("ab", "c");
+        assert!(!key.is(&KeyRef::new("a", "bc")));
+        assert!(!key.is(&KeyRef::new("ab", "")));
+        assert!(!key.is(&KeyRef::new("ab", "cd")));
+        assert_ne!(key, Key::new("a", "bc"));
+        let long = "x".repeat(40);
+        assert!(!Key::new(&long, "y").is(&KeyRef::new(&long[..39], "xy")));
+    }
+
+    /// A live key's slot holds its key: every byte counts per live key.
+    #[test]
+    fn a_key_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Key>(), 40);
+        assert_eq!(std::mem::size_of::<Option<Key>>(), 40);
     }
 }

@@ -1,10 +1,15 @@
-//! The engine's live keys: their states in a slab, found by key through a sharded map.
+//! The engine's live keys: their states in a slab, found by key hash through a sharded map.
 //!
 //! Most of a replay's time went to cache misses, and a timer paid four of them before it could
 //! look at its key: the key's hash (in the key's allocation), the map's control bytes, its
 //! bucket, and the boxed state. Timers now carry a [`Handle`], the state's slot in a slab, so a
-//! due timer reads one slot; the map from key to handle ([`DashMap`]) is only asked when an event
-//! names a key, and when a key is evicted.
+//! due timer reads one slot; the map from key hash to handle ([`DashMap`]) is only asked when an
+//! event names a key, and when a key is evicted.
+//!
+//! The index maps a key's 64-bit hash to its slot, and a lookup checks the key held in the slot,
+//! which the engine reads next anyway: no key of its own to fetch from memory. Two live keys
+//! whose hashes collide (expected never: about 3e-8 with a million live keys) stay correct: the
+//! second one goes to a list that lookups search when the slot's key is not theirs.
 //!
 //! The admin API reads the states while the engine writes them, so the slab sits behind one
 //! lock. Only the engine writes, once per event (uncontended: one atomic operation); readers
@@ -14,7 +19,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use dashmap::DashMap;
 
-use crate::key::{AsKeyRef, Key, KeyRef, Prehashed};
+use crate::key::{Key, KeyRef, Prehashed};
 
 /// A slot in the slab, and which of its occupants: a slot is reused after its key is evicted,
 /// and a timer of the old key must not find the new one.
@@ -33,7 +38,7 @@ const VISIT_CHUNK: usize = 256;
 #[derive(Debug)]
 pub struct Entry<S> {
     pub key: Key,
-    /// The key's hash, also in the key's allocation, which a timer would have to read.
+    /// The key's hash: its place in the index, and the order of timers due at one instant.
     hash: u64,
     pub state: S,
 }
@@ -56,6 +61,8 @@ pub struct Slots<S> {
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     live: usize,
+    /// Live keys whose hash another live key had in the index when they came.
+    collided: Vec<Handle>,
 }
 
 impl<S> Default for Slots<S> {
@@ -64,6 +71,7 @@ impl<S> Default for Slots<S> {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
+            collided: Vec::new(),
         }
     }
 }
@@ -102,7 +110,8 @@ impl<S> Slots<S> {
 /// The live keys of one engine, shared with the admin API.
 #[derive(Debug)]
 pub struct KeyTable<S> {
-    index: DashMap<Key, Handle, Prehashed>,
+    /// Key hash to slot; see the module doc for keys whose hashes collide.
+    index: DashMap<u64, Handle, Prehashed>,
     slots: RwLock<Slots<S>>,
 }
 
@@ -158,16 +167,22 @@ impl<S> KeyTable<S> {
         self.len() == 0
     }
 
-    pub fn find(&self, key: &KeyRef<'_>) -> Option<Handle> {
-        self.index.get(key as &dyn AsKeyRef).map(|h| *h)
+    /// The live key `key` names.
+    pub fn find(&self, slots: &Slots<S>, key: &KeyRef<'_>) -> Option<Handle> {
+        let is = |handle: &Handle| slots.get(*handle).is_some_and(|e| e.key.is(key));
+        if let Some(handle) = self.index.get(&key.hash()).map(|h| *h) {
+            if is(&handle) {
+                return Some(handle);
+            }
+        }
+        slots.collided.iter().copied().find(is)
     }
 
     /// Adds a key that is not here yet.
     pub fn insert(&self, slots: &mut Slots<S>, key: KeyRef<'_>, state: S) -> Handle {
         let hash = key.hash();
-        let key = key.to_key();
         let entry = Entry {
-            key: key.clone(),
+            key: key.to_key(),
             hash,
             state,
         };
@@ -193,7 +208,12 @@ impl<S> KeyTable<S> {
             }
         };
         slots.live += 1;
-        self.index.insert(key, handle);
+        match self.index.entry(hash) {
+            dashmap::mapref::entry::Entry::Occupied(_) => slots.collided.push(handle),
+            dashmap::mapref::entry::Entry::Vacant(place) => {
+                place.insert(handle);
+            }
+        }
         handle
     }
 
@@ -207,7 +227,13 @@ impl<S> KeyTable<S> {
         slot.generation = slot.generation.wrapping_add(1);
         slots.free.push(handle.slot);
         slots.live -= 1;
-        self.index.remove(&entry.key);
+        if self
+            .index
+            .remove_if(&entry.hash, |_, h| *h == handle)
+            .is_none()
+        {
+            slots.collided.retain(|h| *h != handle);
+        }
         Some(entry)
     }
 }
@@ -222,10 +248,10 @@ mod tests {
         let mut slots = table.write();
         let a = table.insert(&mut slots, KeyRef::new("kettle", "lid"), 1);
         let b = table.insert(&mut slots, KeyRef::new("kettle", "leak"), 2);
-        assert_eq!(table.find(&KeyRef::new("kettle", "lid")), Some(a));
+        assert_eq!(table.find(&slots, &KeyRef::new("kettle", "lid")), Some(a));
         assert_eq!(slots.get(b).map(|e| e.state), Some(2));
         assert_eq!(table.remove(&mut slots, a).map(|e| e.state), Some(1));
-        assert_eq!(table.find(&KeyRef::new("kettle", "lid")), None);
+        assert_eq!(table.find(&slots, &KeyRef::new("kettle", "lid")), None);
         assert!(table.remove(&mut slots, a).is_none());
         let c = table.insert(&mut slots, KeyRef::new("toaster", "fire"), 3);
         assert_eq!(c.slot, a.slot, "the free slot is reused");
@@ -237,15 +263,47 @@ mod tests {
         assert_eq!(keys, ["fire", "leak"]);
     }
 
-    /// A live key costs its slot, its entry in the index (16 bytes at the map's load) and its
-    /// key's allocation: the slot must stay near the state's own size.
+    /// A live key costs its slot and its entry in the index (16 bytes at the map's load); its
+    /// key lives in the slot (see `key::tests`), so the slot is the state plus the key and a
+    /// hash and a generation.
     #[test]
-    fn a_slot_is_the_state_plus_24_bytes() {
+    fn a_slot_is_the_state_plus_56_bytes() {
         let state = std::mem::size_of::<crate::engine::KeyState>();
         assert_eq!(
             std::mem::size_of::<Slot<crate::engine::KeyState>>(),
-            state + 24
+            state + 56
         );
+    }
+
+    /// Keys whose hashes collide are told apart by the key in the slot, whichever of them holds
+    /// the hash's place in the index, and whatever order they leave in.
+    #[test]
+    fn keys_with_the_same_hash_are_found_and_removed_apart() {
+        let table: KeyTable<u32> = KeyTable::default();
+        let mut slots = table.write();
+        let same = |tag| KeyRef::with_hash(7, "kettle", tag);
+        let a = table.insert(&mut slots, same("lid"), 1);
+        let b = table.insert(&mut slots, same("leak"), 2);
+        let c = table.insert(&mut slots, same("fuse"), 3);
+        assert_eq!(table.find(&slots, &same("lid")), Some(a));
+        assert_eq!(table.find(&slots, &same("leak")), Some(b));
+        assert_eq!(table.find(&slots, &same("fuse")), Some(c));
+        assert_eq!(table.find(&slots, &same("handle")), None);
+        // The one in the index leaves: the others are still found, and a new one takes its place.
+        assert_eq!(table.remove(&mut slots, a).map(|e| e.state), Some(1));
+        assert_eq!(table.find(&slots, &same("lid")), None);
+        assert_eq!(table.find(&slots, &same("leak")), Some(b));
+        let d = table.insert(&mut slots, same("cord"), 4);
+        assert_eq!(table.find(&slots, &same("cord")), Some(d));
+        assert_eq!(table.find(&slots, &same("fuse")), Some(c));
+        // A collided one leaves.
+        assert_eq!(table.remove(&mut slots, b).map(|e| e.state), Some(2));
+        assert_eq!(table.find(&slots, &same("leak")), None);
+        assert_eq!(table.find(&slots, &same("fuse")), Some(c));
+        assert_eq!(table.find(&slots, &same("cord")), Some(d));
+        table.remove(&mut slots, c);
+        table.remove(&mut slots, d);
+        assert!(slots.is_empty() && slots.collided.is_empty() && table.index.is_empty());
     }
 
     #[test]
