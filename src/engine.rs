@@ -244,7 +244,7 @@ impl Engine {
                 }
             };
             let entry = slots.get_mut(handle).expect("the index names live slots");
-            let hash = entry.hash();
+            let hash = probe.hash();
             let state = &mut entry.state;
             if state.reports.insert(report) {
                 reports += 1;
@@ -384,7 +384,7 @@ impl Engine {
                     state.timer = at;
                 }
                 None if state.is_idle() => {
-                    self.keys.remove(slots, timer.handle);
+                    self.keys.remove(slots, timer.handle, timer.hash);
                     self.stats.evicted_keys += 1;
                 }
                 None => {}
