@@ -17,6 +17,12 @@
 //!
 //! Report timers mostly arrive in order too (events in time order): one not before the last
 //! one pushed goes to a plain queue, and only the others pay for the heap.
+//!
+//! Some drains do come out of order: a key whose decisions were deferred is decided a window
+//! after its first report, and its last report, which its drain follows by a window, can be
+//! anywhere in that window, behind the drains of keys decided report by report. Those go to
+//! the heap too. (Inserted into the queue, they moved ~430 entries each: 12% of the events of a replay
+//! scheduled one, and the memmoves were a sixth of the replay's memory reads.)
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -100,10 +106,9 @@ impl<K: Ord> Timers<K> {
             }
             let queue = &mut self.far[class];
             match queue.back() {
+                // Behind the queue's last: to the heap, as a queue insert moves everything after it.
                 Some((last, last_key)) if (*last, last_key) > (due, &key) => {
-                    // Not expected (see the module doc), but kept correct if it happens.
-                    let at = queue.partition_point(|(d, k)| (*d, k) < (due, &key));
-                    queue.insert(at, (due, key));
+                    self.near.push(Reverse((due, key)))
                 }
                 _ => queue.push_back((due, key)),
             }
