@@ -383,6 +383,11 @@ impl Engine {
                         .push_drain(state.class, at, timer, self.frontier);
                     state.timer = at;
                 }
+                Some(Due::Deferred(at)) => {
+                    self.timers
+                        .push_deferred(state.class, at, timer, self.frontier);
+                    state.timer = at;
+                }
                 None if state.is_idle() => {
                     self.keys.remove(slots, timer.handle, timer.hash);
                     self.stats.evicted_keys += 1;
@@ -400,19 +405,49 @@ enum Due {
     Report(Timestamp),
     /// Its window drains and its episode ends.
     Drain(Timestamp),
+    /// Its undecided reports cannot reach a rung: they are decided together, a window after the
+    /// first of them, as at ingest.
+    Deferred(Timestamp),
 }
 
 /// The next instant at which this key needs a decision: its first undecided report (`report`,
 /// as [`evaluate`] found it), or the instant its window drains. Called right after
 /// [`evaluate`], so no timer is pending.
+///
+/// A key that cannot reach a rung with the reports it holds (fewer than its class's lowest
+/// threshold, none of the undecided ones on the severity fast path) needs no decision per
+/// report, as at ingest: deciding them a window after the first gives the same outcome, in the
+/// same order. Without this, a routine key that gets a report more often than once a window was
+/// decided report by report after its first deferral, a third of all timer pops of a replay.
+/// An open episode that reached a rung still resolves at its drain.
 fn next_due(policy: &Policy, state: &KeyState, report: Option<Timestamp>) -> Option<Due> {
-    let window = policy.class(state.class).window;
+    let class = policy.class(state.class);
+    let window = class.window;
     let drain = state.episode.map(|e| e.last_report.saturating_add(window));
     match (report, drain) {
+        (Some(r), d) if !may_fire(policy, state, r) => {
+            let deferred = r.saturating_add(window);
+            let resolves = state.episode.is_some_and(|e| e.level.is_some());
+            match d.filter(|_| resolves) {
+                Some(d) if d < deferred => Some(Due::Drain(d)),
+                _ => Some(Due::Deferred(deferred)),
+            }
+        }
         (Some(r), Some(d)) if d < r => Some(Due::Drain(d)),
         (Some(r), _) => Some(Due::Report(r)),
         (None, d) => d.map(Due::Drain),
     }
+}
+
+/// Whether some instant at or after `from` can reach a rung: the key holds as many reports as
+/// its class's lowest threshold, or a report from `from` on takes the severity fast path.
+fn may_fire(policy: &Policy, state: &KeyState, from: Timestamp) -> bool {
+    let lowest = policy.class(state.class).lowest_threshold() as usize;
+    let reports = state.reports.as_slice();
+    reports.len() >= lowest
+        || reports[state.reports.first_index_at_or_after(from)..]
+            .iter()
+            .any(|r| policy.fast_path(&r.severity()).is_some())
 }
 
 /// Decides every report instant of one key before `frontier`, in time order, and returns the

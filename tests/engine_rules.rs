@@ -535,6 +535,57 @@ fn an_episode_resolves_when_its_window_drains_and_a_later_report_opens_a_new_one
     );
 }
 
+/// A key whose reports were pruned below its lowest threshold cannot climb again with them, so
+/// its next report is decided late, together with any that follow; its open episode must still
+/// resolve when its window drains, not when that late decision comes.
+#[test]
+fn a_key_that_cannot_climb_any_more_still_resolves_when_its_window_drains() {
+    let k = KeyCtx::new(P, T, minutes(5));
+    let cfg = config_with("5m", "16m", |raw| {
+        raw.thresholds = Thresholds {
+            anomaly: 3,
+            pattern: 4,
+            problem: 5,
+        };
+    });
+    let mut engine = Engine::new(cfg);
+    let quiet = feed(
+        &mut engine,
+        &[
+            e("e1", min(0), "a"),
+            e("e2", min(1), "b"),
+            e("e3", min(2), "c"),
+            e("e4", min(6), "d"),
+            e("e5", min(11), "e"),
+        ],
+    );
+    assert!(quiet.is_empty(), "nothing is final yet: {quiet:?}");
+    // The frontier moves to 14m: e1..e5 are decided (anomaly at 2m; the episode runs on to 11m
+    // and drains at 16m), only e5 is kept, and e6 at 30m is undecided: two reports against a
+    // lowest threshold of 3.
+    let fired = accept(&mut engine, &e("e6", min(30), "f"));
+    assert_alerts(
+        &fired,
+        &[k.firing(
+            Anomaly,
+            None,
+            min(2),
+            min(0),
+            3,
+            &["e1", "e2", "e3"],
+            Why::Threshold(3),
+        )],
+    );
+    // Another key moves the frontier to 24m, past the drain and before e6 + 5m.
+    let drained = accept(&mut engine, &ev("t1", min(40), Some("g"), "toaster", &[T]));
+    assert_alerts(
+        &drained,
+        &[k.resolved(Anomaly, min(0), min(11), 1, &["e5"])],
+    );
+    assert_eq!(drained[0].triggered_at, min(16));
+    assert_eq!(engine.stats().open_episodes, [0, 0, 0]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Severity fast path
 
