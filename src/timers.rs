@@ -39,6 +39,9 @@ pub struct Timers<K> {
     far: Vec<VecDeque<(Timestamp, K)>>,
     /// Timers for `far` scheduled since the last [`Timers::settle`]: (queue, due, key).
     staged: Vec<(u16, Timestamp, K)>,
+    /// No timer is due before this. Most frontier steps have nothing due, and this answers them
+    /// without looking at every queue's front.
+    earliest: Timestamp,
 }
 
 impl<K: Ord> Default for Timers<K> {
@@ -48,6 +51,7 @@ impl<K: Ord> Default for Timers<K> {
             soon: VecDeque::new(),
             far: Vec::new(),
             staged: Vec::new(),
+            earliest: Timestamp(i64::MAX),
         }
     }
 }
@@ -64,6 +68,7 @@ impl<K: Ord> Timers<K> {
 
     /// A timer for a report that becomes final soon.
     pub fn push_report(&mut self, due: Timestamp, key: K) {
+        self.earliest = self.earliest.min(due);
         match self.soon.back() {
             Some((last, last_key)) if (*last, last_key) > (due, &key) => {
                 self.near.push(Reverse((due, key)))
@@ -85,6 +90,7 @@ impl<K: Ord> Timers<K> {
     /// One due before `frontier` must be popped in the current step, so it goes where pops
     /// look at once.
     fn push_far(&mut self, queue: u16, due: Timestamp, key: K, frontier: Timestamp) {
+        self.earliest = self.earliest.min(due);
         if due < frontier {
             self.near.push(Reverse((due, key)));
         } else {
@@ -117,6 +123,9 @@ impl<K: Ord> Timers<K> {
 
     /// The earliest timer if it is due before `frontier`, removed.
     pub fn pop_before(&mut self, frontier: Timestamp) -> Option<(Timestamp, K)> {
+        if self.earliest >= frontier {
+            return None;
+        }
         self.settle();
         let mut best: Option<(Source, Timestamp, &K)> = None;
         if let Some(Reverse((due, key))) = self.near.peek() {
@@ -135,8 +144,12 @@ impl<K: Ord> Timers<K> {
                 }
             }
         }
-        let (source, due, _) = best?;
+        let Some((source, due, _)) = best else {
+            self.earliest = Timestamp(i64::MAX);
+            return None;
+        };
         if due >= frontier {
+            self.earliest = due;
             return None;
         }
         match source {
