@@ -115,8 +115,15 @@ struct TimerRef {
 }
 
 pub struct Engine {
-    policy: Policy,
     keys: KeyMap,
+    /// Everything else, apart from `keys` so that a method can hold the keys' lock (a borrow of
+    /// `keys`) while it changes the rest: cloning the `Arc` per event instead cost two atomic
+    /// operations.
+    core: Core,
+}
+
+struct Core {
+    policy: Policy,
     /// Keys by the next instant they need a decision at. An entry whose time is no longer the
     /// key's `timer` is stale and skipped: moving a timer earlier just pushes a new entry.
     timers: Timers<TimerRef>,
@@ -133,21 +140,23 @@ impl Engine {
 
     pub fn with_policy(policy: Policy) -> Engine {
         Engine {
-            policy,
             keys: Arc::new(KeyTable::default()),
-            timers: Timers::default(),
-            watermark: None,
-            frontier: Timestamp::MIN,
-            stats: EngineStats::default(),
+            core: Core {
+                policy,
+                timers: Timers::default(),
+                watermark: None,
+                frontier: Timestamp::MIN,
+                stats: EngineStats::default(),
+            },
         }
     }
 
     pub fn stats(&self) -> &EngineStats {
-        &self.stats
+        &self.core.stats
     }
 
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        &self.core.policy
     }
 
     pub fn keys(&self) -> &KeyMap {
@@ -159,11 +168,11 @@ impl Engine {
     }
 
     pub fn watermark(&self) -> Option<Timestamp> {
-        self.watermark
+        self.core.watermark
     }
 
     pub fn frontier(&self) -> Timestamp {
-        self.frontier
+        self.core.frontier
     }
 
     /// Counts one event and appends the alerts that became final to `out`.
@@ -179,13 +188,50 @@ impl Engine {
         offset: i64,
         out: &mut Vec<Alert>,
     ) -> Ingest {
-        let keys = Arc::clone(&self.keys);
-        let mut slots = keys.write();
-        self.ingest_locked(&mut slots, event, offset, out)
+        let mut slots = self.keys.write();
+        self.core
+            .ingest_locked(&self.keys, &mut slots, event, offset, out)
     }
 
+    /// The position a replay must start from to rebuild every live key, `None` if no key is
+    /// live. It never moves backwards as input is consumed: keys created later start later.
+    /// A scan of all keys: call it at checkpoint intervals, not per event.
+    pub fn replay_from(&self) -> Option<ReplayFrom> {
+        self.keys
+            .read()
+            .iter()
+            .map(|entry| ReplayFrom {
+                offset: entry.state.since_offset,
+                watermark: Some(entry.state.since_watermark).filter(|w| *w != Timestamp::MIN),
+            })
+            .min_by_key(|since| since.offset)
+    }
+
+    /// Moves the watermark to `t` if that is later (the idle clock of a quiet partition) and
+    /// decides everything that became final.
+    pub fn advance_to(&mut self, t: Timestamp, out: &mut Vec<Alert>) {
+        let mut slots = self.keys.write();
+        self.core.advance_locked(&self.keys, &mut slots, t, out);
+    }
+
+    /// End of input: every event seen is final, and episodes whose window drained by the
+    /// watermark resolve. Events that arrive afterwards are late.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        let core = &mut self.core;
+        if let Some(w) = core.watermark {
+            let frontier = w.saturating_add(Span(1));
+            if frontier > core.frontier {
+                core.frontier = frontier;
+                core.run_timers(&self.keys, &mut self.keys.write(), out);
+            }
+        }
+    }
+}
+
+impl Core {
     fn ingest_locked(
         &mut self,
+        table: &KeyTable<KeyState>,
         slots: &mut Slots<KeyState>,
         event: &ContactEvent<'_>,
         offset: i64,
@@ -196,7 +242,7 @@ impl Engine {
         let event_hash = hash_str(&event.event_id);
         if at < self.frontier {
             // A redelivery of an event already counted is a duplicate, however old it is.
-            if let Some(duplicates) = self.already_counted(slots, event, event_hash) {
+            if let Some(duplicates) = self.already_counted(table, slots, event, event_hash) {
                 self.stats.duplicate_reports += u64::from(duplicates);
                 return Ingest::Accepted {
                     reports: 0,
@@ -224,7 +270,7 @@ impl Engine {
                 event.region.as_deref(),
             );
             let probe = KeyRef::new(&event.product_id, tag);
-            let handle = match self.keys.find(slots, &probe) {
+            let handle = match table.find(slots, &probe) {
                 Some(handle) => handle,
                 None if slots.len() >= self.policy.config().max_keys => {
                     refused += 1;
@@ -240,7 +286,7 @@ impl Engine {
                         since_offset: offset,
                         since_watermark: since_watermark.unwrap_or(Timestamp::MIN),
                     };
-                    self.keys.insert(slots, probe, state)
+                    table.insert(slots, probe, state)
                 }
             };
             let entry = slots.get_mut(handle).expect("the index names live slots");
@@ -282,7 +328,7 @@ impl Engine {
         }
         self.stats.duplicate_reports += u64::from(duplicates);
         self.stats.refused_keys += u64::from(refused);
-        self.advance_locked(slots, at, out);
+        self.advance_locked(table, slots, at, out);
         Ingest::Accepted {
             reports,
             duplicates,
@@ -293,6 +339,7 @@ impl Engine {
     /// The number of tags if every key of `event` still holds its id, else `None`.
     fn already_counted(
         &self,
+        table: &KeyTable<KeyState>,
         slots: &Slots<KeyState>,
         event: &ContactEvent<'_>,
         event_hash: u64,
@@ -300,7 +347,7 @@ impl Engine {
         let mut n = 0;
         for tag in &event.defect_tags {
             let probe = KeyRef::new(&event.product_id, tag);
-            let state = &slots.get(self.keys.find(slots, &probe)?)?.state;
+            let state = &slots.get(table.find(slots, &probe)?)?.state;
             if !state.reports.contains_event(event_hash) {
                 return None;
             }
@@ -309,53 +356,29 @@ impl Engine {
         Some(n)
     }
 
-    /// The position a replay must start from to rebuild every live key, `None` if no key is
-    /// live. It never moves backwards as input is consumed: keys created later start later.
-    /// A scan of all keys: call it at checkpoint intervals, not per event.
-    pub fn replay_from(&self) -> Option<ReplayFrom> {
-        self.keys
-            .read()
-            .iter()
-            .map(|entry| ReplayFrom {
-                offset: entry.state.since_offset,
-                watermark: Some(entry.state.since_watermark).filter(|w| *w != Timestamp::MIN),
-            })
-            .min_by_key(|since| since.offset)
-    }
-
-    /// Moves the watermark to `t` if that is later (the idle clock of a quiet partition) and
-    /// decides everything that became final.
-    pub fn advance_to(&mut self, t: Timestamp, out: &mut Vec<Alert>) {
-        let keys = Arc::clone(&self.keys);
-        let mut slots = keys.write();
-        self.advance_locked(&mut slots, t, out);
-    }
-
-    fn advance_locked(&mut self, slots: &mut Slots<KeyState>, t: Timestamp, out: &mut Vec<Alert>) {
+    fn advance_locked(
+        &mut self,
+        table: &KeyTable<KeyState>,
+        slots: &mut Slots<KeyState>,
+        t: Timestamp,
+        out: &mut Vec<Alert>,
+    ) {
         if self.watermark.is_none_or(|w| t > w) {
             self.watermark = Some(t);
         }
         let frontier = t.saturating_sub(self.policy.allowed_lateness());
         if frontier > self.frontier {
             self.frontier = frontier;
-            self.run_timers(slots, out);
+            self.run_timers(table, slots, out);
         }
     }
 
-    /// End of input: every event seen is final, and episodes whose window drained by the
-    /// watermark resolve. Events that arrive afterwards are late.
-    pub fn finish(&mut self, out: &mut Vec<Alert>) {
-        if let Some(w) = self.watermark {
-            let frontier = w.saturating_add(Span(1));
-            if frontier > self.frontier {
-                self.frontier = frontier;
-                let keys = Arc::clone(&self.keys);
-                self.run_timers(&mut keys.write(), out);
-            }
-        }
-    }
-
-    fn run_timers(&mut self, slots: &mut Slots<KeyState>, out: &mut Vec<Alert>) {
+    fn run_timers(
+        &mut self,
+        table: &KeyTable<KeyState>,
+        slots: &mut Slots<KeyState>,
+        out: &mut Vec<Alert>,
+    ) {
         while let Some((due, timer)) = self.timers.pop_before(self.frontier) {
             let Some(entry) = slots.get_mut(timer.handle) else {
                 continue;
@@ -389,7 +412,7 @@ impl Engine {
                     state.timer = at;
                 }
                 None if state.is_idle() => {
-                    self.keys.remove(slots, timer.handle, timer.hash);
+                    table.remove(slots, timer.handle, timer.hash);
                     self.stats.evicted_keys += 1;
                 }
                 None => {}
