@@ -655,9 +655,11 @@ fn bench_engine(args: &Args) -> Result<Vec<Row>, String> {
         )
         .median_of(engine, per_sec)
         .target(">= 1,000,000 ev/s", r >= 1_000_000.0),
+        // Judged by the figure shown, the median of each run's own ratio: a run's two rates were
+        // measured minutes apart, the medians of the two columns perhaps in different runs.
         Row::new("1c", "replay / parse-only", "ratio")
+            .target(">= 0.6", median(&ratios) >= 0.6)
             .median_of(ratios, |v| format!("{v:.3}"))
-            .target(">= 0.6", ratio >= 0.6)
             .note(format!("ratio of the medians: {ratio:.3}; single thread")),
         Row::new(
             "1d",
@@ -1031,8 +1033,8 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
         .median_of(daemon, per_sec)
         .note(note),
         Row::new("2c", "daemon / raw consume", "ratio")
+            .target(">= 0.8", median(&ratios) >= 0.8)
             .median_of(ratios, |v| format!("{v:.3}"))
-            .target(">= 0.8", ratio >= 0.8)
             .note(format!("ratio of the medians: {ratio:.3}")),
     ];
     if !at_least_once.is_empty() {
