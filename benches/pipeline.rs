@@ -43,6 +43,8 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, BufWriter, Write};
+
+use recall_radar::lines::for_each_line;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -505,8 +507,9 @@ fn ensure_data(events: u64) -> Result<Data, String> {
     })
 }
 
-/// Reads the file line by line as replay does (a 64 KiB buffer, blank lines skipped) and hands
-/// each line to `each`; returns the lines handed and the time taken.
+/// Reads the file line by line as replay does (a 64 KiB buffer, lines borrowed from it by
+/// `lines::for_each_line`, blank lines skipped) and hands each line to `each`; returns the lines
+/// handed and the time taken.
 fn timed_lines(
     path: &Path,
     mut each: impl FnMut(&[u8], u64) -> Result<(), String>,
@@ -514,23 +517,19 @@ fn timed_lines(
     let started = Instant::now();
     let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut line = Vec::with_capacity(4096);
     let mut n = 0u64;
-    loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if read == 0 {
-            break;
-        }
-        let body = trim_line(&line);
-        if body.is_empty() {
-            continue;
-        }
-        n += 1;
-        each(body, n)?;
-    }
+    for_each_line(
+        &mut reader,
+        |line| {
+            let body = trim_line(line);
+            if body.is_empty() {
+                return Ok(());
+            }
+            n += 1;
+            each(body, n)
+        },
+        |e| format!("cannot read {}: {e}", path.display()),
+    )?;
     Ok((n, started.elapsed()))
 }
 

@@ -12,10 +12,11 @@
 //! - [`policy`]: tag classes, thresholds, rungs and the severity fast path.
 //! - [`key`]: the (product, defect tag) key, hashed once, looked up without allocating.
 //! - [`engine`]: keys, event-time watermark, episodes; events in, [`alert::Alert`]s out.
-//! - [`table`]: the live keys: states in a slab that timers point into, found by key in a map.
+//! - [`table`]: the live keys: states in a slab that timers point into, found by key hash in a map.
 //! - [`timers`]: which key the engine must decide next (report timers and window drains).
 //! - [`alert`]: the alert format and its deterministic ids.
-//! - [`replay`] and [`backtest`]: the engine over JSON-lines files, and scoring against recalls.
+//! - [`replay`] and [`backtest`]: the engine over JSON-lines files, and scoring against recalls;
+//!   [`lines`] reads the files line by line without copying.
 //! - [`kafka`]: the daemon: consumer group in (cooperative-sticky), one engine per partition,
 //!   alerts and dead letters out through the outbox (one transaction per commit, or offsets
 //!   after acknowledgement); a partition that arrives is rebuilt from its checkpoint by replay
@@ -36,6 +37,7 @@ mod event_scan;
 pub mod generate;
 pub mod kafka;
 pub mod key;
+pub mod lines;
 pub mod metrics;
 pub mod policy;
 pub mod replay;

@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::alert::{Alert, Status};
 use crate::engine::{Engine, Ingest};
 use crate::event::{decode, BadReason};
+use crate::lines::for_each_line;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -155,7 +156,6 @@ pub fn replay(
         .sum();
     let bar = progress.then(|| progress_bar(total));
     let mut alerts: Vec<Alert> = Vec::new();
-    let mut line = Vec::with_capacity(4096);
     let write_err = |source| ReplayError::Write {
         what: "alerts",
         source,
@@ -164,72 +164,71 @@ pub fn replay(
         let source = path.display().to_string();
         let mut reader = open_input(path, read.clone())?;
         let mut number = 0u64;
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .map_err(|source| ReplayError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            let body = trim_line(&line);
-            if body.is_empty() {
-                continue;
-            }
-            summary.lines += 1;
-            let reject = match decode(body) {
-                Ok(event) => match engine.ingest(&event, &mut alerts) {
-                    Ingest::Accepted { .. } => {
-                        summary.events += 1;
-                        None
-                    }
-                    Ingest::Late { frontier } => {
-                        summary.late += 1;
-                        Some((
-                            "late",
-                            format!(
-                                "occurred_at {} is before the frontier {frontier} (watermark - allowed_lateness)",
-                                event.occurred_at
-                            ),
-                        ))
-                    }
-                },
-                Err(e) => {
-                    let reason = e.reason();
-                    *summary.bad.entry(reason.as_str()).or_default() += 1;
-                    Some((reason.as_str(), e.to_string()))
+        let read_error = |source| ReplayError::Read {
+            path: path.display().to_string(),
+            source,
+        };
+        for_each_line(
+            &mut reader,
+            |line| {
+                number += 1;
+                let body = trim_line(line);
+                if body.is_empty() {
+                    return Ok(());
                 }
-            };
-            if let (Some((reason, error)), Some(out)) = (reject, rejects.as_deref_mut()) {
-                let record = Reject {
-                    source: &source,
-                    line: number,
-                    reason,
-                    error,
-                    raw: String::from_utf8_lossy(body),
+                summary.lines += 1;
+                let reject = match decode(body) {
+                    Ok(event) => match engine.ingest(&event, &mut alerts) {
+                        Ingest::Accepted { .. } => {
+                            summary.events += 1;
+                            None
+                        }
+                        Ingest::Late { frontier } => {
+                            summary.late += 1;
+                            Some((
+                                    "late",
+                                    format!(
+                                        "occurred_at {} is before the frontier {frontier} (watermark - allowed_lateness)",
+                                        event.occurred_at
+                                    ),
+                                ))
+                        }
+                    },
+                    Err(e) => {
+                        let reason = e.reason();
+                        *summary.bad.entry(reason.as_str()).or_default() += 1;
+                        Some((reason.as_str(), e.to_string()))
+                    }
                 };
-                serde_json::to_writer(&mut *out, &record)
-                    .map_err(io::Error::from)
-                    .and_then(|_| out.write_all(b"\n"))
-                    .map_err(|source| ReplayError::Write {
-                        what: "rejects",
-                        source,
-                    })?;
-            }
-            for alert in alerts.drain(..) {
-                summary.count_alert(&alert);
-                on_alert(&alert).map_err(write_err)?;
-            }
-            if let Some(bar) = &bar {
-                if summary.lines % 4096 == 0 {
-                    bar.set_position(read.load(Ordering::Relaxed));
+                if let (Some((reason, error)), Some(out)) = (reject, rejects.as_deref_mut()) {
+                    let record = Reject {
+                        source: &source,
+                        line: number,
+                        reason,
+                        error,
+                        raw: String::from_utf8_lossy(body),
+                    };
+                    serde_json::to_writer(&mut *out, &record)
+                        .map_err(io::Error::from)
+                        .and_then(|_| out.write_all(b"\n"))
+                        .map_err(|source| ReplayError::Write {
+                            what: "rejects",
+                            source,
+                        })?;
                 }
-            }
-        }
+                for alert in alerts.drain(..) {
+                    summary.count_alert(&alert);
+                    on_alert(&alert).map_err(write_err)?;
+                }
+                if let Some(bar) = &bar {
+                    if summary.lines % 4096 == 0 {
+                        bar.set_position(read.load(Ordering::Relaxed));
+                    }
+                }
+                Ok(())
+            },
+            read_error,
+        )?;
     }
     engine.finish(&mut alerts);
     for alert in alerts.drain(..) {
