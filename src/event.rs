@@ -318,8 +318,12 @@ pub(crate) fn decode_with_serde(input: &[u8]) -> Result<ContactEvent<'_>, Decode
 }
 
 /// Validating UTF-8 once for the whole document is cheaper than per string while parsing.
+/// simdutf8 checks a valid document with vector instructions (std's check was ~180 instructions
+/// of an event's ~7,000 in replay); the message for an invalid one, with its position, is std's.
 fn utf8(input: &[u8]) -> Result<&str, DecodeError> {
-    std::str::from_utf8(input).map_err(|e| DecodeError::InvalidJson(format!("not UTF-8: {e}")))
+    simdutf8::basic::from_utf8(input).or_else(|_| {
+        std::str::from_utf8(input).map_err(|e| DecodeError::InvalidJson(format!("not UTF-8: {e}")))
+    })
 }
 
 /// The wire shape by serde_json: the definition of what parses and of every parse error.
