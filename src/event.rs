@@ -419,6 +419,29 @@ mod tests {
         "lot":"L2026-41","region":"US-CA","severity":{"injuries":1,"deaths":0,"fire":false,"crash":false},
         "incident_date":"2026-11-20","text":"Lid popped open","new_field":{"x":1}}"#;
 
+    /// Bytes that are not UTF-8 are invalid JSON, with std's message and position; valid
+    /// multi-byte text passes the vectorised check.
+    #[test]
+    fn documents_that_are_not_utf8_are_rejected_with_the_position() {
+        let mut doc = GOOD.as_bytes().to_vec();
+        let at = GOOD.find("Lid").unwrap();
+        doc[at] = 0xFF;
+        let err = decode(&doc).unwrap_err();
+        assert_eq!(err.reason(), BadReason::InvalidJson);
+        assert_eq!(
+            err.to_string(),
+            DecodeError::InvalidJson(format!(
+                "not UTF-8: invalid utf-8 sequence of 1 bytes from index {at}"
+            ))
+            .to_string()
+        );
+        let accented = GOOD.replace("Lid popped open", "Couvercle ouvert, très chaud ☕");
+        assert_eq!(
+            decode(accented.as_bytes()).unwrap().product_id,
+            "kettle-kx200"
+        );
+    }
+
     fn with(field: &str, value: &str) -> String {
         let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
         if value == "<absent>" {
