@@ -1,8 +1,6 @@
 //! Escalation policy: which tag class a defect tag belongs to (its window and thresholds), which
 //! rung a count of distinct reporters reaches, and when severity takes a key straight to problem.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DetectorConfig, FastPath, Thresholds};
@@ -77,7 +75,9 @@ pub struct Policy {
     config: DetectorConfig,
     /// Index 0..n: the configured classes in order; index n: the default class.
     classes: Vec<Class>,
-    cache: HashMap<Box<str>, u16>,
+    /// Asked for every new key. foldhash (hashbrown's default, seeded per process) rather than
+    /// std's SipHash: ~290 instructions a lookup, at 0.37 new keys per event.
+    cache: hashbrown::HashMap<Box<str>, u16>,
 }
 
 impl Policy {
@@ -99,7 +99,7 @@ impl Policy {
         Policy {
             config,
             classes,
-            cache: HashMap::new(),
+            cache: hashbrown::HashMap::new(),
         }
     }
 
