@@ -12,7 +12,7 @@
 //! A commit runs beside the loop, which goes on consuming; what it sends meanwhile the outbox
 //! holds for the next commit (with `kafka.confirm_offsets` the loop waits for it instead).
 //! Rebalances, lost partitions and shutdown wait for the running commit first (`settle`), so
-//! they see the partitions as committed.
+//! they see the partitions as committed. The commit bookkeeping is in `commit.rs`.
 //!
 //! A commit that fails and is aborted leaves the engines ahead of Kafka: every partition is
 //! rebuilt and the consumer goes back to the committed offsets. On shutdown the loop stops
@@ -30,7 +30,6 @@ use rdkafka::Offset;
 
 use prometheus::IntCounter;
 
-use super::checkpoint::Checkpoint;
 use super::client::{finish_revocation, ConsumerEvent, Context};
 use super::live::LiveWindows;
 use super::member::{self, MemberError, Roles};
@@ -38,7 +37,7 @@ use super::outbox::{CommitError, Outbox, TopicPartition};
 use super::partition::PartitionState;
 use super::publish::{alert_headers, dead_letter_headers, Origin};
 use super::restore::{self, RestoreError};
-use crate::alert::{Alert, Status};
+use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::Ingest;
 use crate::event::{decode, Channel};
@@ -46,6 +45,10 @@ use crate::metrics::{Health, Metrics};
 use crate::policy::Policy;
 use crate::shutdown::Shutdown;
 use crate::time::Timestamp;
+
+mod commit;
+
+use commit::Committing;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -108,18 +111,6 @@ struct Daemon {
     /// `events_consumed` by [`Channel::index`], resolved once: a labelled lookup per message
     /// hashes the label and takes a lock.
     consumed_by_channel: Vec<IntCounter>,
-}
-
-/// What a running commit holds, applied to the partitions once it has finished.
-struct Committing {
-    offsets: Vec<(TopicPartition, i64)>,
-    /// The checkpoints' partitions and next offsets.
-    checkpoints: Vec<(TopicPartition, i64)>,
-    /// Checkpoints were due: the interval starts again once they are written.
-    due: bool,
-    sent: Vec<Sent>,
-    /// Nothing to commit: not counted as a commit.
-    empty: bool,
 }
 
 /// A partition by borrowed parts: finds a [`TopicPartition`] key without allocating one per
@@ -361,148 +352,6 @@ impl Daemon {
         Ok(())
     }
 
-    /// Commits the offsets consumed with what was sent since the last commit, and the
-    /// checkpoints when they are due (or `force`d), and waits for the outcome.
-    async fn commit(&mut self, force_checkpoints: bool) -> Result<(), DaemonError> {
-        self.settle().await?;
-        self.start_commit(force_checkpoints).await?;
-        self.settle().await
-    }
-
-    /// Waits for the running commit, if any, and applies its outcome.
-    async fn settle(&mut self) -> Result<(), DaemonError> {
-        if self.committing.is_none() {
-            return Ok(());
-        }
-        let outcome = self.outbox.finished().await;
-        self.commit_finished(outcome).await
-    }
-
-    /// Starts committing the offsets consumed with what was sent since the last commit, and
-    /// the checkpoints when they are due (or `force`d); the loop goes on meanwhile.
-    async fn start_commit(&mut self, force_checkpoints: bool) -> Result<(), DaemonError> {
-        let offsets: Vec<(TopicPartition, i64)> = self
-            .partitions
-            .iter()
-            .filter_map(|(tp, s)| s.to_commit().map(|n| (tp.clone(), n)))
-            .collect();
-        let due = force_checkpoints
-            || self.last_checkpoint.elapsed() >= self.config.daemon.checkpoint_interval.as_std()
-            || self.partitions.values().any(|s| s.idle_alerts);
-        let checkpoints: Vec<Checkpoint> = if due { self.checkpoints() } else { Vec::new() };
-        for c in &checkpoints {
-            // Idle-clock alerts from now on need a checkpoint of their own.
-            if let Some(state) = self
-                .partitions
-                .get_mut(&PartitionRef(&c.topic, c.partition))
-            {
-                state.idle_alerts = false;
-            }
-        }
-        let committing = Committing {
-            empty: offsets.is_empty() && checkpoints.is_empty() && self.uncommitted.is_empty(),
-            checkpoints: checkpoints
-                .iter()
-                .map(|c| ((c.topic.clone(), c.partition), c.next_offset))
-                .collect(),
-            offsets: offsets.clone(),
-            due,
-            sent: std::mem::take(&mut self.uncommitted),
-        };
-        self.outbox
-            .start_commit(offsets, checkpoints)
-            .await
-            .map_err(DaemonError::Delivery)?;
-        self.committing = Some(committing);
-        Ok(())
-    }
-
-    /// Applies the outcome of the commit that was running.
-    async fn commit_finished(
-        &mut self,
-        outcome: Result<(), CommitError>,
-    ) -> Result<(), DaemonError> {
-        let Some(done) = self.committing.take() else {
-            return Ok(());
-        };
-        if !matches!(
-            outcome,
-            Err(CommitError::Aborted(_) | CommitError::Fatal(_))
-        ) {
-            // Alerts held while the commit ran go out now, not with the next send or commit.
-            self.outbox
-                .release_held()
-                .await
-                .map_err(DaemonError::Delivery)?;
-        }
-        let commits = &self.services.metrics.commits;
-        match &outcome {
-            Ok(()) if done.empty => {}
-            Ok(()) => commits.with_label_values(&["committed"]).inc(),
-            Err(CommitError::Aborted(_)) => commits.with_label_values(&["aborted"]).inc(),
-            Err(CommitError::NotCommitted(_)) => {
-                commits.with_label_values(&["not_committed"]).inc()
-            }
-            Err(CommitError::Fatal(_)) => {}
-        }
-        match outcome {
-            Ok(()) => {}
-            Err(CommitError::NotCommitted(error)) => {
-                tracing::warn!(%error, "Offsets not committed; retrying at the next commit.");
-                // Sent and acknowledged; reported with the next commit. The checkpoints were
-                // not written: ask for them again.
-                let later = std::mem::take(&mut self.uncommitted);
-                self.uncommitted = done.sent;
-                self.uncommitted.extend(later);
-                for (tp, _) in &done.checkpoints {
-                    if let Some(state) = self.partitions.get_mut(tp) {
-                        state.idle_alerts = true;
-                    }
-                }
-                return Ok(());
-            }
-            Err(CommitError::Aborted(error)) => {
-                tracing::warn!(%error, "Transaction aborted; rebuilding every partition from the last commit.");
-                return self.rebuild_all().await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        if done.due {
-            self.last_checkpoint = Instant::now();
-        }
-        self.services
-            .metrics
-            .checkpoints_written
-            .inc_by(done.checkpoints.len() as u64);
-        for (tp, next) in done.offsets {
-            if let Some(state) = self.partitions.get_mut(&tp) {
-                state.committed = Some(next);
-            }
-        }
-        for (tp, next) in done.checkpoints {
-            if let Some(state) = self.partitions.get_mut(&tp) {
-                state.checkpointed = Some(next);
-            }
-        }
-        for sent in done.sent {
-            self.report(sent);
-        }
-        Ok(())
-    }
-
-    /// A checkpoint for each partition consumed since its last commit or checkpoint.
-    fn checkpoints(&self) -> Vec<Checkpoint> {
-        let group = &self.config.kafka.group_id;
-        self.partitions
-            .iter()
-            .filter_map(|((topic, partition), s)| {
-                let next = s.next_offset?;
-                (s.checkpointed != Some(next) || s.idle_alerts)
-                    .then(|| Checkpoint::of(group, topic, *partition, &s.engine, next))
-            })
-            .collect()
-    }
-
     /// Drops every partition's state and rebuilds it from Kafka, the consumer back at the
     /// committed offsets.
     async fn rebuild_all(&mut self) -> Result<(), DaemonError> {
@@ -557,37 +406,6 @@ impl Daemon {
             self.partitions.remove(tp);
             self.services.live.remove(&tp.0, tp.1);
             self.services.metrics.forget_consumer_lag(&tp.0, tp.1);
-        }
-    }
-
-    /// Alerts are committed: count and log them.
-    fn report(&mut self, sent: Sent) {
-        let metrics = &self.services.metrics;
-        if !sent.alerts.is_empty() {
-            metrics.observe_processing_latency(sent.received.elapsed());
-        }
-        for alert in &sent.alerts {
-            metrics
-                .alerts_published
-                .with_label_values(&[alert.level.as_str(), alert.status.as_str()])
-                .inc();
-            if alert.status == Status::Firing {
-                tracing::info!(
-                    alert_id = %alert.alert_id,
-                    level = alert.level.as_str(),
-                    product_id = %alert.product_id,
-                    defect_tag = %alert.defect_tag,
-                    reporters = alert.reporters,
-                    recall_candidate = alert.recall_candidate,
-                    "Alert published."
-                );
-            }
-        }
-        for kind in &sent.dead_letters {
-            metrics
-                .dead_letters_published
-                .with_label_values(&[kind])
-                .inc();
         }
     }
 
