@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::alert::{Alert, AlertFacts};
 use crate::config::DetectorConfig;
-use crate::event::ContactEvent;
+use crate::event::{ContactEvent, Severity};
 pub use crate::key::Key;
 use crate::key::KeyRef;
 use crate::policy::{Level, Policy, Trigger};
@@ -296,15 +296,13 @@ impl Core {
                 reports += 1;
                 if state.timer > at {
                     let class = self.policy.class(state.class);
-                    // No instant of a key can reach a rung while it holds fewer reports than
-                    // the lowest threshold, unless a report takes the severity fast path. Such
-                    // a key's reports need no decision each: they are decided together, in
-                    // order and with the same outcome, by a timer a window after the report
-                    // (or by an earlier timer the key has). Most keys of a high-threshold class
-                    // (routine contact reasons) are never touched again before that.
-                    let may_fire = state.reports.len() >= class.lowest_threshold() as usize
-                        || self.policy.fast_path(&event.severity).is_some();
-                    if may_fire {
+                    // A key that cannot climb (see `may_fire`) needs no decision per report:
+                    // its reports are decided together, in order and with the same outcome, by
+                    // a timer a window after the report (or by an earlier timer the key has).
+                    // Most keys of a high-threshold class (routine contact reasons) are never
+                    // touched again before that. Of the undecided reports only this one can be
+                    // severe: a severe one before it would have set an earlier report timer.
+                    if may_fire(&self.policy, state, || [event.severity]) {
                         // The first undecided report: one before `at` may have been deferred.
                         let due = state
                             .reports
@@ -448,7 +446,7 @@ fn next_due(policy: &Policy, state: &KeyState, report: Option<Timestamp>) -> Opt
     let window = class.window;
     let drain = state.episode.map(|e| e.last_report.saturating_add(window));
     match (report, drain) {
-        (Some(r), d) if !may_fire(policy, state, r) => {
+        (Some(r), d) if !may_fire(policy, state, || undecided_severities(state, r)) => {
             let deferred = r.saturating_add(window);
             let resolves = state.episode.is_some_and(|e| e.level.is_some());
             match d.filter(|_| resolves) {
@@ -462,15 +460,27 @@ fn next_due(policy: &Policy, state: &KeyState, report: Option<Timestamp>) -> Opt
     }
 }
 
-/// Whether some instant at or after `from` can reach a rung: the key holds as many reports as
-/// its class's lowest threshold, or a report from `from` on takes the severity fast path.
-fn may_fire(policy: &Policy, state: &KeyState, from: Timestamp) -> bool {
-    let lowest = policy.class(state.class).lowest_threshold() as usize;
+/// Whether the key can reach a rung at an instant still undecided: no instant can while it
+/// holds fewer reports than its class's lowest threshold, unless one of the undecided reports
+/// (`undecided` gives their severities, asked only when the count is not enough) takes the
+/// severity fast path.
+fn may_fire<I: IntoIterator<Item = Severity>>(
+    policy: &Policy,
+    state: &KeyState,
+    undecided: impl FnOnce() -> I,
+) -> bool {
+    state.reports.len() >= policy.class(state.class).lowest_threshold() as usize
+        || undecided()
+            .into_iter()
+            .any(|s| policy.fast_path(&s).is_some())
+}
+
+/// The severities of the reports at or after `from`.
+fn undecided_severities(state: &KeyState, from: Timestamp) -> impl Iterator<Item = Severity> + '_ {
     let reports = state.reports.as_slice();
-    reports.len() >= lowest
-        || reports[state.reports.first_index_at_or_after(from)..]
-            .iter()
-            .any(|r| policy.fast_path(&r.severity()).is_some())
+    reports[state.reports.first_index_at_or_after(from)..]
+        .iter()
+        .map(|r| r.severity())
 }
 
 /// Decides every report instant of one key before `frontier`, in time order, and returns the
