@@ -21,8 +21,8 @@
 //! Some drains do come out of order: a key whose decisions were deferred is decided a window
 //! after its first report, and its last report, which its drain follows by a window, can be
 //! anywhere in that window, behind the drains of keys decided report by report. Those go to
-//! the heap too. (Inserted into the queue, they moved ~430 entries each: 12% of the events of a replay
-//! scheduled one, and the memmoves were a sixth of the replay's memory reads.)
+//! the heap too. (Inserted into the queue, they moved ~430 entries each: 12% of the events of
+//! a replay scheduled one, and the memmoves were a sixth of the replay's memory reads.)
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -69,12 +69,7 @@ impl<K: Ord> Timers<K> {
     /// A timer for a report that becomes final soon.
     pub fn push_report(&mut self, due: Timestamp, key: K) {
         self.earliest = self.earliest.min(due);
-        match self.soon.back() {
-            Some((last, last_key)) if (*last, last_key) > (due, &key) => {
-                self.near.push(Reverse((due, key)))
-            }
-            _ => self.soon.push_back((due, key)),
-        }
+        append_or_heap(&mut self.soon, &mut self.near, due, key);
     }
 
     /// A timer for the end of an episode of a key in tag class `class`.
@@ -110,14 +105,7 @@ impl<K: Ord> Timers<K> {
             if self.far.len() <= class {
                 self.far.resize_with(class + 1, VecDeque::new);
             }
-            let queue = &mut self.far[class];
-            match queue.back() {
-                // Behind the queue's last: to the heap, as a queue insert moves everything after it.
-                Some((last, last_key)) if (*last, last_key) > (due, &key) => {
-                    self.near.push(Reverse((due, key)))
-                }
-                _ => queue.push_back((due, key)),
-            }
+            append_or_heap(&mut self.far[class], &mut self.near, due, key);
         }
     }
 
@@ -157,6 +145,20 @@ impl<K: Ord> Timers<K> {
             Source::Soon => self.soon.pop_front(),
             Source::Far(i) => self.far[i].pop_front(),
         }
+    }
+}
+
+/// Appends a timer to a queue kept in (due, key) order, or puts it in the heap if it sorts
+/// before the queue's last: inserting it into the queue would move everything after it.
+fn append_or_heap<K: Ord>(
+    queue: &mut VecDeque<(Timestamp, K)>,
+    heap: &mut BinaryHeap<Reverse<(Timestamp, K)>>,
+    due: Timestamp,
+    key: K,
+) {
+    match queue.back() {
+        Some((last, last_key)) if (*last, last_key) > (due, &key) => heap.push(Reverse((due, key))),
+        _ => queue.push_back((due, key)),
     }
 }
 
