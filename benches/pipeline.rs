@@ -44,7 +44,7 @@ use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 
-use recall_radar::lines::for_each_line;
+use recall_radar::lines::{for_each_line, trim_end};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -424,14 +424,6 @@ struct Data {
     distinct_keys: u64,
 }
 
-fn trim_line(line: &[u8]) -> &[u8] {
-    let mut end = line.len();
-    while end > 0 && matches!(line[end - 1], b'\n' | b'\r' | b' ' | b'\t') {
-        end -= 1;
-    }
-    &line[..end]
-}
-
 /// Writes the stream of `GenSpec { events, ..default }` to `target/bench-data/` unless a file of
 /// the same spec is there already; counts its distinct (product, tag) keys on the way.
 fn ensure_data(events: u64) -> Result<Data, String> {
@@ -521,7 +513,7 @@ fn timed_lines(
     for_each_line(
         &mut reader,
         |line| {
-            let body = trim_line(line);
+            let body = trim_end(line);
             if body.is_empty() {
                 return Ok(());
             }

@@ -48,6 +48,16 @@ pub fn for_each_line<R: BufRead + ?Sized, E>(
     }
 }
 
+/// `line` without the line end and trailing blanks (`\r`, `\n`, spaces, tabs): what replay and
+/// the bench's baselines decode, and empty for a blank line, which they skip.
+pub fn trim_end(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r' | b' ' | b'\t') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +95,13 @@ mod tests {
         }
         assert!(lines(b"", 4).is_empty());
         assert_eq!(lines(b"\n", 4), vec![b"".to_vec()]);
+    }
+
+    #[test]
+    fn trimming_drops_the_line_end_and_trailing_blanks_only() {
+        assert_eq!(trim_end(b" {\"a\":1} \t\r\n"), b" {\"a\":1}");
+        assert_eq!(trim_end(b"\r"), b"");
+        assert_eq!(trim_end(b""), b"");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::alert::{Alert, Status};
 use crate::engine::{Engine, Ingest};
 use crate::event::{decode, BadReason};
-use crate::lines::for_each_line;
+use crate::lines::{for_each_line, trim_end};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -172,7 +172,7 @@ pub fn replay(
             &mut reader,
             |line| {
                 number += 1;
-                let body = trim_line(line);
+                let body = trim_end(line);
                 if body.is_empty() {
                     return Ok(());
                 }
@@ -242,14 +242,6 @@ pub fn replay(
     summary.refused_keys = engine.stats().refused_keys;
     summary.elapsed = started.elapsed();
     Ok(summary)
-}
-
-fn trim_line(line: &[u8]) -> &[u8] {
-    let mut end = line.len();
-    while end > 0 && matches!(line[end - 1], b'\n' | b'\r' | b' ' | b'\t') {
-        end -= 1;
-    }
-    &line[..end]
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {
