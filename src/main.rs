@@ -342,20 +342,43 @@ fn replay_inputs(
     Ok(summary)
 }
 
-fn write_alert(out: &mut dyn Write, alert: &Alert) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, alert)?;
-    out.write_all(b"\n")
+/// Writes alerts as JSON lines. Each alert is serialized into a reused buffer and written in
+/// one call: serde writes token by token, and through a `dyn Write` each token was a call into
+/// the output's buffer (~300 per alert).
+struct AlertLines<W> {
+    out: W,
+    line: Vec<u8>,
+}
+
+impl<W: Write> AlertLines<W> {
+    fn new(out: W) -> Self {
+        AlertLines {
+            out,
+            line: Vec::with_capacity(4096),
+        }
+    }
+
+    fn write(&mut self, alert: &Alert) -> io::Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, alert)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 fn cmd_replay(args: ReplayArgs) -> Result<()> {
     let detector = args.detector.detector()?;
     check_inputs(&args.io.inputs)?;
-    let mut out = output(args.output.as_deref())?;
+    let mut out = AlertLines::new(output(args.output.as_deref())?);
     let mut engine = Engine::new(detector);
     let summary = replay_inputs(
         &mut engine,
         &args.io.inputs,
-        &mut |a| write_alert(&mut out, a),
+        &mut |a| out.write(a),
         args.io.rejects.as_deref(),
     )?;
     out.flush().context("cannot write alerts")?;
@@ -385,13 +408,13 @@ fn cmd_backtest(args: BacktestArgs) -> Result<()> {
         let mut log = AlertLog::default();
         let last = i + 1 == windows.len();
         let mut out = match (&args.output, last) {
-            (Some(p), true) => Some(create(p)?),
+            (Some(p), true) => Some(AlertLines::new(create(p)?)),
             _ => None,
         };
         let mut on_alert = |a: &Alert| {
             log.record(a);
             match out.as_mut() {
-                Some(out) => write_alert(out, a),
+                Some(out) => out.write(a),
                 None => Ok(()),
             }
         };
