@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{Level, Trigger};
+use crate::summary::WindowSummary;
 use crate::time::{format_span, Span, Timestamp};
-use crate::window::WindowSummary;
 
 pub const SCHEMA: &str = "recall-radar.alert.v1";
 pub const DETECTOR_NAME: &str = "recall-radar";

@@ -28,10 +28,11 @@ use crate::event::{ContactEvent, Severity};
 pub use crate::key::Key;
 use crate::key::KeyRef;
 use crate::policy::{Level, Policy, Trigger};
+use crate::summary::summarize;
 use crate::table::{Handle, KeyTable, Slots};
 use crate::time::{Span, Timestamp};
 use crate::timers::Timers;
-use crate::window::{hash_str, summarize, Report, Reports};
+use crate::window::{hash_str, Report, Reports};
 
 /// The open episode of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,8 @@
 //! - [`event`]: decode and validate contact events (the input contract).
 //!   `event_scan`: its fast path, one pass over the common shape; serde_json for the rest.
 //! - [`report`]: one accepted event on one key, as a window keeps it.
-//! - [`window`]: the reports of one key and what a sliding window asks of them.
+//! - [`window`]: the reports of one key and what a sliding window asks of them;
+//!   [`summary`]: what a window holds, as an alert shows it.
 //! - [`policy`]: tag classes, thresholds, rungs and the severity fast path.
 //! - [`key`]: the (product, defect tag) key, hashed once, looked up without allocating.
 //! - [`engine`]: keys, event-time watermark, episodes; events in, [`alert::Alert`]s out.
@@ -44,6 +45,7 @@ pub mod replay;
 pub mod report;
 pub mod service;
 pub mod shutdown;
+pub mod summary;
 pub mod table;
 pub mod time;
 pub mod timers;

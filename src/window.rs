@@ -4,7 +4,7 @@
 //! A report is one accepted event on one key. Reports are kept sorted by (time, event hash) so that
 //! everything derived from them is independent of arrival order.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 pub use crate::report::Report;
 
@@ -19,24 +19,6 @@ pub fn hash_str(s: &str) -> u64 {
 fn order(r: &Report) -> (Timestamp, u64) {
     (r.at, r.event)
 }
-
-/// What a window holds, as an alert shows it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct WindowSummary {
-    pub reporters: u32,
-    pub reports: u32,
-    pub channels: BTreeMap<&'static str, u32>,
-    pub injuries: u64,
-    pub deaths: u64,
-    pub fires: u32,
-    pub crashes: u32,
-    pub evidence: Vec<String>,
-    pub evidence_truncated: bool,
-    pub lots: Vec<(String, u32)>,
-    pub regions: Vec<(String, u32)>,
-}
-
-pub const TOP_VALUES: usize = 5;
 
 /// A key with more reports than this keeps a hash index of their event ids, so that checking a
 /// new report for a duplicate id stays O(1) on hot keys.
@@ -371,51 +353,6 @@ pub fn distinct_reporters_capped(reports: &[Report], cap: u32) -> u32 {
     n as u32
 }
 
-fn top(counts: HashMap<&str, u32>) -> Vec<(String, u32)> {
-    let mut v: Vec<(String, u32)> = counts.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v.truncate(TOP_VALUES);
-    v
-}
-
-/// Everything an alert says about a window's reports.
-pub fn summarize(reports: &[Report], evidence_limit: usize) -> WindowSummary {
-    let mut s = WindowSummary {
-        reports: reports.len() as u32,
-        reporters: reports
-            .iter()
-            .map(|r| r.reporter)
-            .collect::<HashSet<_>>()
-            .len() as u32,
-        evidence_truncated: reports.len() > evidence_limit,
-        ..Default::default()
-    };
-    let mut lots = HashMap::new();
-    let mut regions = HashMap::new();
-    for r in reports {
-        *s.channels.entry(r.channel.as_str()).or_default() += 1;
-        let severity = r.severity();
-        s.injuries += u64::from(severity.injuries);
-        s.deaths += u64::from(severity.deaths);
-        s.fires += u32::from(severity.fire);
-        s.crashes += u32::from(severity.crash);
-        if let Some(lot) = r.lot() {
-            *lots.entry(lot).or_default() += 1;
-        }
-        if let Some(region) = r.region() {
-            *regions.entry(region).or_default() += 1;
-        }
-    }
-    s.evidence = reports
-        .iter()
-        .take(evidence_limit)
-        .map(|r| r.event_id().to_owned())
-        .collect();
-    s.lots = top(lots);
-    s.regions = top(regions);
-    s
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -656,10 +593,5 @@ pub(crate) mod tests {
         ];
         assert_eq!(distinct_reporters_capped(&rs, 3), 2);
         assert_eq!(distinct_reporters_capped(&rs, 1), 1);
-        let s = summarize(&rs, 2);
-        assert_eq!((s.reporters, s.reports), (2, 4));
-        assert_eq!(s.evidence, vec!["e1", "e2"]);
-        assert!(s.evidence_truncated);
-        assert_eq!(s.channels.get("call"), Some(&4));
     }
 }

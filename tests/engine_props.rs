@@ -24,8 +24,9 @@ use recall_radar::config::{DetectorConfig, FastPath, RawDetector, RawTagClass, T
 use recall_radar::engine::{Engine, Ingest};
 use recall_radar::event::{Channel, ContactEvent, Severity};
 use recall_radar::policy::{Level, Trigger};
+use recall_radar::summary::summarize;
 use recall_radar::time::{Span, Timestamp};
-use recall_radar::window::{hash_str, summarize, Report};
+use recall_radar::window::{hash_str, Report};
 
 const PRODUCTS: [&str; 2] = ["p0", "p1"];
 const TAGS: [&str; 4] = ["t0", "t1", "x2", "x3"];

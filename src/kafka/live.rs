@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::admin::SignalSource;
 use crate::engine::{Key, KeyMap, KeyState};
 use crate::policy::{Class, Level};
-use crate::window::summarize;
+use crate::summary::summarize;
 
 pub struct LiveWindows {
     partitions: RwLock<BTreeMap<(String, i32), KeyMap>>,
