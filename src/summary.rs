@@ -74,20 +74,77 @@ pub fn summarize(reports: &[Report], evidence_limit: usize) -> WindowSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::tests::report;
+    use crate::event::{Channel, Severity};
+    use crate::time::Timestamp;
+    use crate::window::hash_str;
 
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        at: i64,
+        id: &str,
+        who: &str,
+        channel: Channel,
+        severity: Severity,
+        lot: Option<&str>,
+        region: Option<&str>,
+    ) -> Report {
+        Report::new(
+            Timestamp(at),
+            hash_str(id),
+            hash_str(who),
+            channel,
+            severity,
+            id,
+            lot,
+            region,
+        )
+    }
+
+    /// People, not contacts; every channel and severity counted; the first reports as
+    /// evidence; lots and regions by frequency, ties by name.
     #[test]
-    fn a_summary_counts_people_and_keeps_the_first_evidence() {
+    fn a_summary_counts_people_channels_severity_lots_and_regions() {
+        let hurt = Severity {
+            injuries: 2,
+            fire: true,
+            ..Severity::default()
+        };
+        let fatal = Severity {
+            deaths: 1,
+            crash: true,
+            ..Severity::default()
+        };
+        let none = Severity::default();
         let rs = vec![
-            report(1, "e1", "alice"),
-            report(2, "e2", "alice"),
-            report(3, "e3", "alice"),
-            report(4, "e4", "bob"),
+            report(
+                1,
+                "e1",
+                "alice",
+                Channel::Call,
+                hurt,
+                Some("L1"),
+                Some("FR"),
+            ),
+            report(
+                2,
+                "e2",
+                "alice",
+                Channel::Email,
+                none,
+                Some("L1"),
+                Some("DE"),
+            ),
+            report(3, "e3", "bob", Channel::Call, fatal, Some("L2"), None),
         ];
         let s = summarize(&rs, 2);
-        assert_eq!((s.reporters, s.reports), (2, 4));
+        assert_eq!((s.reporters, s.reports), (2, 3));
+        assert_eq!(s.channels.get("call"), Some(&2));
+        assert_eq!(s.channels.get("email"), Some(&1));
+        assert_eq!((s.injuries, s.deaths, s.fires, s.crashes), (2, 1, 1, 1));
         assert_eq!(s.evidence, vec!["e1", "e2"]);
         assert!(s.evidence_truncated);
-        assert_eq!(s.channels.get("call"), Some(&4));
+        assert_eq!(s.lots, vec![("L1".to_owned(), 2), ("L2".to_owned(), 1)]);
+        assert_eq!(s.regions, vec![("DE".to_owned(), 1), ("FR".to_owned(), 1)]);
+        assert!(!summarize(&rs, 3).evidence_truncated);
     }
 }
