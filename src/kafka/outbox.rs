@@ -360,9 +360,15 @@ impl Link {
         }
         let started = Instant::now();
         let mut pause = CONFIRM_PAUSE.0;
+        let mut retries = 0u32;
         loop {
             let behind = match self.not_shown(offsets).await {
-                Ok(behind) if behind.is_empty() => return Ok(()),
+                Ok(behind) if behind.is_empty() => {
+                    if retries > 0 {
+                        tracing::debug!(retries, waited = ?started.elapsed(), "Committed offsets shown by the broker.");
+                    }
+                    return Ok(());
+                }
                 Ok(behind) => behind,
                 Err(error) => {
                     tracing::debug!(%error, "Reading the committed offsets failed; retrying.");
@@ -377,6 +383,7 @@ impl Link {
             pause = (pause * 2).min(CONFIRM_PAUSE.1);
             tracing::debug!(partitions = ?behind, "Committed offsets not shown by the broker; committing them again.");
             recommitted.inc();
+            retries += 1;
             self.commit_offsets_only(&behind).await?;
         }
     }

@@ -18,6 +18,10 @@ use broker::Broker;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use support::*;
 
+/// How long a kill waits for the victim's committed offsets to show (see
+/// `Instance::wait_until_offsets_shown`); the daemon gives up confirming after 30 s.
+const SHOWN_WITHIN: Duration = Duration::from_secs(35);
+
 #[test]
 fn three_instances_killed_added_and_removed_publish_each_alert_exactly_once() {
     let seed = seed();
@@ -43,6 +47,7 @@ fn three_instances_killed_added_and_removed_publish_each_alert_exactly_once() {
     // 1. One instance killed at a random point, restarted a little later.
     pause(&mut rng, 2_000, 5_000);
     let v = pick(&mut rng, &instances);
+    instances[v].wait_until_offsets_shown(SHOWN_WITHIN);
     instances[v].kill9();
     pause(&mut rng, 500, 4_000);
     instances[v].restart(&broker, &config);
@@ -52,9 +57,11 @@ fn three_instances_killed_added_and_removed_publish_each_alert_exactly_once() {
     // 3. Two instances killed one after the other, both restarted.
     pause(&mut rng, 2_000, 5_000);
     let v1 = pick(&mut rng, &instances);
+    instances[v1].wait_until_offsets_shown(SHOWN_WITHIN);
     instances[v1].kill9();
     pause(&mut rng, 200, 3_000);
     let v2 = pick(&mut rng, &instances);
+    instances[v2].wait_until_offsets_shown(SHOWN_WITHIN);
     instances[v2].kill9();
     pause(&mut rng, 1_000, 4_000);
     instances[v1].restart(&broker, &config);
@@ -65,6 +72,7 @@ fn three_instances_killed_added_and_removed_publish_each_alert_exactly_once() {
     instances[gone].stop();
     pause(&mut rng, 500, 3_000);
     let v = pick(&mut rng, &instances);
+    instances[v].wait_until_offsets_shown(SHOWN_WITHIN);
     instances[v].kill9();
     pause(&mut rng, 500, 3_000);
     instances[v].restart(&broker, &config);

@@ -295,6 +295,36 @@ impl Instance {
         self.child.is_some()
     }
 
+    /// Waits (up to `timeout`) until the running instance has no committed transaction whose
+    /// offsets the broker does not show yet (`kafka.confirm_offsets` logs both ends). tansu
+    /// applies a transaction's offsets late, by seconds during a rebalance, although its
+    /// alerts are already visible: a crash in that window repeats them, a window that a broker
+    /// applying offsets with the commit does not have. Killing outside it keeps the test about
+    /// the daemon. (A commit that ends just before the kill can still be caught; the window is
+    /// then milliseconds, not seconds.)
+    pub fn wait_until_offsets_shown(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            // This run of the instance only: the log is appended to across restarts.
+            let run = log
+                .rfind("Creating the consumer.")
+                .map_or(&log[..], |at| &log[at..]);
+            let last = |needle: &str| run.rfind(needle);
+            let pending = last("Committed offsets not shown by the broker");
+            let settled = last("Committed offsets shown by the broker.")
+                .max(last("does not show the committed offsets"));
+            if pending <= settled {
+                return;
+            }
+            if Instant::now() > deadline {
+                eprintln!("{}: offsets still not shown after {timeout:?}", self.name);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Whether `needle` appears in the instance's log within `timeout`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
