@@ -43,8 +43,6 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, BufWriter, Write};
-
-use recall_radar::lines::{for_each_line, trim_end};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +69,7 @@ use recall_radar::event::{decode, Channel, ContactEvent, Severity};
 use recall_radar::generate::{GenSpec, Generator};
 use recall_radar::kafka::daemon::RunSummary;
 use recall_radar::kafka::produce::{loader, produce_lines};
+use recall_radar::lines::{for_each_line, trim_end};
 use recall_radar::metrics::{Metrics, ALERT_LEVELS, ALERT_STATUSES, BAD_REASONS, CHANNELS};
 use recall_radar::replay::{replay, ReplaySinks};
 use recall_radar::service;

@@ -186,12 +186,12 @@ pub fn replay(
                         Ingest::Late { frontier } => {
                             summary.late += 1;
                             Some((
-                                    "late",
-                                    format!(
-                                        "occurred_at {} is before the frontier {frontier} (watermark - allowed_lateness)",
-                                        event.occurred_at
-                                    ),
-                                ))
+                                "late",
+                                format!(
+                                    "occurred_at {} is before the frontier {frontier} (watermark - allowed_lateness)",
+                                    event.occurred_at
+                                ),
+                            ))
                         }
                     },
                     Err(e) => {

@@ -27,8 +27,8 @@ const INDEX_FROM: usize = 32;
 /// The reports of one key. Most keys never get a second report, so the first one lives inline
 /// in the key's state; a busier key's vector of reports is there too, in the same bytes, so
 /// that reaching its reports is one pointer from the slot, not two (a visit of a busy key
-/// missed the cache on a box first). The sliding count that only hot keys need is boxed. That keeps a key's state at 144 bytes, which matters with millions of live
-/// keys.
+/// missed the cache on a box first). The sliding count that only hot keys need is boxed. That
+/// keeps a key's state at 144 bytes, which matters with millions of live keys.
 #[derive(Debug, Clone, Default)]
 pub struct Reports(Items);
 
