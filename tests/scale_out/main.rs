@@ -21,6 +21,8 @@ use support::*;
 /// How long a kill waits for the victim's committed offsets to show (see
 /// `Instance::wait_until_offsets_shown`); the daemon gives up confirming after 30 s.
 const SHOWN_WITHIN: Duration = Duration::from_secs(35);
+/// How long a graceful stop waits for the group to form (see `wait_until_group_formed`).
+const FORMED_WITHIN: Duration = Duration::from_secs(40);
 
 #[test]
 fn three_instances_killed_added_and_removed_publish_each_alert_exactly_once() {
@@ -69,6 +71,7 @@ fn three_instances_killed_added_and_removed_publish_each_alert_exactly_once() {
     // 4. One instance removed for good (graceful stop), another killed and restarted.
     pause(&mut rng, 2_000, 5_000);
     let gone = pick(&mut rng, &instances);
+    wait_until_group_formed(&instances, FORMED_WITHIN);
     instances[gone].stop();
     pause(&mut rng, 500, 3_000);
     let v = pick(&mut rng, &instances);
