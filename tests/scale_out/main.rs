@@ -19,8 +19,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use support::*;
 
 /// How long a kill waits for the victim's committed offsets to show (see
-/// `Instance::wait_until_offsets_shown`); the daemon gives up confirming after 30 s.
-const SHOWN_WITHIN: Duration = Duration::from_secs(35);
+/// `Instance::wait_until_offsets_shown`): the daemon gives up confirming after 30 s, and the
+/// next commit, a second later, must show.
+const SHOWN_WITHIN: Duration = Duration::from_secs(45);
 /// How long a graceful stop waits for the group to form (see `wait_until_group_formed`).
 const FORMED_WITHIN: Duration = Duration::from_secs(40);
 
