@@ -291,7 +291,7 @@ impl Instance {
             Some(0),
             "{} did not stop cleanly; log:\n{}",
             self.name,
-            std::fs::read_to_string(&self.log).unwrap_or_default()
+            self.read_log()
         );
         self.changed = Instant::now();
         eprintln!("stopped {}", self.name);
@@ -303,50 +303,55 @@ impl Instance {
 
     /// Waits (up to `timeout`) until the running instance has no committed transaction whose
     /// offsets the broker does not show yet (`kafka.confirm_offsets` logs each wait and each
-    /// commit shown). tansu
-    /// applies a transaction's offsets late, by seconds during a rebalance, although its
-    /// alerts are already visible: a crash in that window repeats them, a window that a broker
-    /// applying offsets with the commit does not have. Killing outside it keeps the test about
-    /// the daemon. (A commit that ends just before the kill can still be caught; the window is
-    /// then milliseconds, not seconds.)
+    /// commit shown). tansu applies a transaction's offsets late, by seconds during a
+    /// rebalance, although its alerts are already visible: a crash in that window repeats
+    /// them, a window that a broker applying offsets with the commit does not have. Killing
+    /// outside it keeps the test about the daemon. (A commit that ends just before the kill
+    /// can still be caught; the window is then milliseconds, not seconds.)
     pub fn wait_until_offsets_shown(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            // This run of the instance only: the log is appended to across restarts.
-            let run = log
-                .rfind("Creating the consumer.")
-                .map_or(&log[..], |at| &log[at..]);
+        let shown = poll(timeout, || {
+            let log = self.read_log();
+            let run = current_run(&log);
             let last = |needle: &str| run.rfind(needle);
             // A wait that gave up ("does not show the committed offsets") is still open: the
             // offsets may never show. A later commit shown closes it (1 of 30 runs repeated
             // alerts when an instance was killed after its wait gave up).
-            let pending = last("Committed offsets not shown by the broker");
-            let settled = last("Committed offsets shown by the broker.");
-            if pending <= settled {
-                return;
-            }
-            if Instant::now() > deadline {
-                eprintln!("{}: offsets still not shown after {timeout:?}", self.name);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            last("Committed offsets not shown by the broker")
+                <= last("Committed offsets shown by the broker.")
+        });
+        if !shown {
+            eprintln!("{}: offsets still not shown after {timeout:?}", self.name);
         }
     }
 
     /// Whether `needle` appears in the instance's log within `timeout`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if log.contains(needle) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        poll(timeout, || self.read_log().contains(needle))
+    }
+
+    /// The log of every run of the instance so far.
+    fn read_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The instance's current run in its `log`, which is appended to across restarts.
+fn current_run(log: &str) -> &str {
+    log.rfind("Creating the consumer.")
+        .map_or(log, |at| &log[at..])
+}
+
+/// Asks `done` every 100 ms until it says yes (`true`) or `timeout` has passed (`false`).
+fn poll(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
         }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -363,45 +368,38 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 /// the group re-formed with it as leader; the others never got partitions again). Apache Kafka
 /// replaces such a leader. A graceful stop waits for this, so the test stays about the daemon.
 pub fn wait_until_group_formed(instances: &[Instance], timeout: Duration) {
-    let deadline = Instant::now() + timeout;
     let changed = instances
         .iter()
         .map(|i| i.changed)
         .max()
         .expect("instances");
+    // Rebalance events logged by all instances so far, and whether every running one has had
+    // partitions assigned in its current run.
     let events = || -> (usize, bool) {
         let mut count = 0;
         let mut all_assigned = true;
         for i in instances {
-            let log = std::fs::read_to_string(&i.log).unwrap_or_default();
+            let log = i.read_log();
             count += log.matches("Partitions assigned").count();
             count += log.matches("Partitions revoked").count();
-            let run = log
-                .rfind("Creating the consumer.")
-                .map_or(&log[..], |at| &log[at..]);
-            all_assigned &= !i.running() || run.contains("Partitions assigned");
+            all_assigned &= !i.running() || current_run(&log).contains("Partitions assigned");
         }
         (count, all_assigned)
     };
     let (mut seen, _) = events();
     let mut quiet_since = Instant::now();
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
+    let formed = poll(timeout, || {
         let (count, all_assigned) = events();
         if count != seen {
             seen = count;
             quiet_since = Instant::now();
         }
-        if all_assigned
+        all_assigned
             && changed.elapsed() > SESSION_TIMEOUT
             && quiet_since.elapsed() > Duration::from_secs(3)
-        {
-            return;
-        }
-        if Instant::now() > deadline {
-            eprintln!("the group did not settle within {timeout:?}");
-            return;
-        }
+    });
+    if !formed {
+        eprintln!("the group did not settle within {timeout:?}");
     }
 }
 
