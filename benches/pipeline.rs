@@ -1086,7 +1086,7 @@ fn memory_child(kind: &str, n: u64, cap: usize) -> Value {
             channel: Channel::Call,
             customer_id: Some(Cow::Borrowed(&customer)),
             product_id: Cow::Borrowed(&product),
-            defect_tags: vec![Cow::Borrowed("overheating")],
+            defect_tags: std::iter::once(Cow::Borrowed("overheating")).collect(),
             lot: (kind != "bare").then_some(Cow::Borrowed("L2026-14")),
             region: (kind != "bare").then_some(Cow::Borrowed("US-CA")),
             severity: Severity::default(),
