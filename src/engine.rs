@@ -271,7 +271,7 @@ impl Core {
                 event.region.as_deref(),
             );
             let probe = KeyRef::new(&event.product_id, tag);
-            let handle = match table.find(slots, &probe) {
+            let handle = match table.find_exclusive(slots, &probe) {
                 Some(handle) => handle,
                 None if slots.len() >= self.policy.config().max_keys => {
                     refused += 1;

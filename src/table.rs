@@ -11,13 +11,22 @@
 //! whose hashes collide (expected never: about 3e-8 with a million live keys) stay correct: the
 //! second one goes to a list that lookups search when the slot's key is not theirs.
 //!
-//! The admin API reads the states while the engine writes them, so the slab sits behind one
-//! lock. Only the engine writes, once per event (uncontended: one atomic operation); readers
-//! hold it to walk the keys.
+//! The admin API reads the states while the engine writes them, so the slab and the index sit
+//! behind one lock. Only the engine writes, once per event (uncontended: one atomic operation);
+//! readers hold it to walk the keys.
+//!
+//! The index is a [`DashMap`], whose readers take a shard's lock per lookup. The engine, the one
+//! writer, holds the table exclusively already, so it reaches a shard's table through `&mut`
+//! instead (dashmap's `raw-api`): no atomic operation per lookup, insert or eviction. Those were
+//! two to six locked instructions an event, each a full barrier that keeps one event's cache
+//! misses from overlapping the next one's. Replay of 5M generated events, 9 rotating rounds in
+//! a quiet hour: median ratio 1.026 against the locking path (a plain map under the table's
+//! lock: 1.035; in a busier hour 1.149 over 9 pairs). Both paths hash a key the same way, the
+//! key's own hash ([`Prehashed`]), which a test checks.
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use dashmap::DashMap;
+use dashmap::{DashMap, SharedValue};
 
 use crate::key::{Key, KeyRef, Prehashed};
 
@@ -56,6 +65,8 @@ pub struct Slots<S> {
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     live: usize,
+    /// Key hash to slot; see the module doc for keys whose hashes collide.
+    index: DashMap<u64, Handle, Prehashed>,
     /// Live keys whose hash another live key had in the index when they came.
     collided: Vec<Handle>,
 }
@@ -66,6 +77,7 @@ impl<S> Default for Slots<S> {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
+            index: DashMap::with_hasher(Prehashed),
             collided: Vec::new(),
         }
     }
@@ -100,20 +112,48 @@ impl<S> Slots<S> {
     pub fn is_empty(&self) -> bool {
         self.live == 0
     }
+
+    // The index through the exclusive hold: each shard's table (hashbrown's raw table of
+    // (hash, handle) pairs, stored under the key hash itself, which is what `Prehashed` makes
+    // DashMap's hash of a `u64`) without its lock.
+
+    /// The slot the index names for `hash`.
+    fn indexed(&mut self, hash: u64) -> Option<Handle> {
+        let shard = self.index.determine_shard(hash as usize);
+        let table = self.index.shards_mut()[shard].get_mut();
+        table.get(hash, |(k, _)| *k == hash).map(|(_, h)| *h.get())
+    }
+
+    /// Makes the index name `handle` for `hash`, unless it names a slot for `hash` already.
+    fn index_insert(&mut self, hash: u64, handle: Handle) -> bool {
+        let shard = self.index.determine_shard(hash as usize);
+        let table = self.index.shards_mut()[shard].get_mut();
+        if table.get(hash, |(k, _)| *k == hash).is_some() {
+            return false;
+        }
+        table.insert(hash, (hash, SharedValue::new(handle)), |(k, _)| *k);
+        true
+    }
+
+    /// Drops the index's entry for `hash` if it names `handle`.
+    fn index_remove(&mut self, hash: u64, handle: Handle) -> bool {
+        let shard = self.index.determine_shard(hash as usize);
+        let table = self.index.shards_mut()[shard].get_mut();
+        table
+            .remove_entry(hash, |(k, h)| *k == hash && *h.get() == handle)
+            .is_some()
+    }
 }
 
 /// The live keys of one engine, shared with the admin API.
 #[derive(Debug)]
 pub struct KeyTable<S> {
-    /// Key hash to slot; see the module doc for keys whose hashes collide.
-    index: DashMap<u64, Handle, Prehashed>,
     slots: RwLock<Slots<S>>,
 }
 
 impl<S> Default for KeyTable<S> {
     fn default() -> Self {
         KeyTable {
-            index: DashMap::with_hasher(Prehashed),
             slots: RwLock::new(Slots::default()),
         }
     }
@@ -164,13 +204,14 @@ impl<S> KeyTable<S> {
 
     /// The live key `key` names.
     pub fn find(&self, slots: &Slots<S>, key: &KeyRef<'_>) -> Option<Handle> {
-        let is = |handle: &Handle| slots.get(*handle).is_some_and(|e| e.key.is(key));
-        if let Some(handle) = self.index.get(&key.hash()).map(|h| *h) {
-            if is(&handle) {
-                return Some(handle);
-            }
-        }
-        slots.collided.iter().copied().find(is)
+        let indexed = slots.index.get(&key.hash()).map(|h| *h);
+        find_from(slots, indexed, key)
+    }
+
+    /// [`KeyTable::find`] for the writer, which holds the table exclusively: no shard lock.
+    pub fn find_exclusive(&self, slots: &mut Slots<S>, key: &KeyRef<'_>) -> Option<Handle> {
+        let indexed = slots.indexed(key.hash());
+        find_from(slots, indexed, key)
     }
 
     /// Adds a key that is not here yet.
@@ -202,11 +243,8 @@ impl<S> KeyTable<S> {
             }
         };
         slots.live += 1;
-        match self.index.entry(hash) {
-            dashmap::mapref::entry::Entry::Occupied(_) => slots.collided.push(handle),
-            dashmap::mapref::entry::Entry::Vacant(place) => {
-                place.insert(handle);
-            }
+        if !slots.index_insert(hash, handle) {
+            slots.collided.push(handle);
         }
         handle
     }
@@ -222,7 +260,7 @@ impl<S> KeyTable<S> {
         slot.generation = slot.generation.wrapping_add(1);
         slots.free.push(handle.slot);
         slots.live -= 1;
-        if self.index.remove_if(&hash, |_, h| *h == handle).is_none() {
+        if !slots.index_remove(hash, handle) {
             let before = slots.collided.len();
             slots.collided.retain(|h| *h != handle);
             // With a wrong hash the index keeps an entry naming a dead slot: lookups of that
@@ -231,6 +269,15 @@ impl<S> KeyTable<S> {
         }
         Some(entry)
     }
+}
+
+/// The key `indexed` names if it is `key`, else the collided key that is.
+fn find_from<S>(slots: &Slots<S>, indexed: Option<Handle>, key: &KeyRef<'_>) -> Option<Handle> {
+    let is = |handle: &Handle| slots.get(*handle).is_some_and(|e| e.key.is(key));
+    if let Some(handle) = indexed.filter(is) {
+        return Some(handle);
+    }
+    slots.collided.iter().copied().find(is)
 }
 
 #[cfg(test)]
@@ -245,12 +292,14 @@ mod tests {
         let a = table.insert(&mut slots, lid, 1);
         let b = table.insert(&mut slots, KeyRef::new("kettle", "leak"), 2);
         assert_eq!(table.find(&slots, &lid), Some(a));
+        assert_eq!(table.find_exclusive(&mut slots, &lid), Some(a));
         assert_eq!(slots.get(b).map(|e| e.state), Some(2));
         assert_eq!(
             table.remove(&mut slots, a, lid.hash()).map(|e| e.state),
             Some(1)
         );
         assert_eq!(table.find(&slots, &lid), None);
+        assert_eq!(table.find_exclusive(&mut slots, &lid), None);
         assert!(table.remove(&mut slots, a, lid.hash()).is_none());
         let c = table.insert(&mut slots, KeyRef::new("toaster", "fire"), 3);
         assert_eq!(c.slot, a.slot, "the free slot is reused");
@@ -302,7 +351,35 @@ mod tests {
         assert_eq!(table.find(&slots, &same("cord")), Some(d));
         table.remove(&mut slots, c, 7);
         table.remove(&mut slots, d, 7);
-        assert!(slots.is_empty() && slots.collided.is_empty() && table.index.is_empty());
+        assert!(slots.is_empty() && slots.collided.is_empty() && slots.index.is_empty());
+    }
+
+    /// The writer's lock-free path and DashMap's own API agree on where a key's hash lives:
+    /// what one inserts the other finds, across all shards, and removals show in both.
+    #[test]
+    fn the_exclusive_path_and_the_shared_one_see_the_same_index() {
+        let table: KeyTable<usize> = KeyTable::default();
+        let mut slots = table.write();
+        let names: Vec<String> = (0..2_000).map(|i| format!("tag-{i}")).collect();
+        let keys: Vec<KeyRef<'_>> = names.iter().map(|n| KeyRef::new("p", n)).collect();
+        let handles: Vec<Handle> = (0..keys.len())
+            .map(|i| table.insert(&mut slots, keys[i], i))
+            .collect();
+        assert!(slots.index.shards().len() > 1);
+        for (key, handle) in keys.iter().zip(&handles) {
+            assert_eq!(slots.index.get(&key.hash()).map(|h| *h), Some(*handle));
+            assert_eq!(table.find_exclusive(&mut slots, key), Some(*handle));
+        }
+        for (key, handle) in keys.iter().zip(&handles).step_by(2) {
+            table.remove(&mut slots, *handle, key.hash());
+        }
+        for (i, key) in keys.iter().enumerate() {
+            let want = (i % 2 == 1).then_some(handles[i]);
+            assert_eq!(table.find(&slots, key), want);
+            assert_eq!(table.find_exclusive(&mut slots, key), want);
+        }
+        assert_eq!(slots.index.len(), keys.len() / 2);
+        assert!(slots.collided.is_empty());
     }
 
     #[test]
