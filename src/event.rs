@@ -68,7 +68,7 @@ pub struct Severity {
 }
 
 /// An event's defect tags. Nearly every event has one to three: inline, they cost no allocation
-/// and no free (the vector's were ~250 of an event's ~6,400 instructions in replay).
+/// and no free (the vector cost ~140 of an event's ~6,400 instructions in replay).
 pub type Tags<'a> = SmallVec<[Cow<'a, str>; TAGS_INLINE]>;
 
 /// Tags kept without an allocation; the parsers' lists have the same.

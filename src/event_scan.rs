@@ -409,7 +409,7 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// A bit per byte of `block` that is `"`, `\\` or below 0x20, as SSE2's byte mask: the lowest
+/// A bit per byte of `block` that is `"`, `\` or below 0x20, as SSE2's byte mask: the lowest
 /// set bit marks the first special byte.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
