@@ -15,6 +15,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use smallvec::SmallVec;
 
+pub use crate::tags::Tags;
 use crate::time::{parse_date, parse_rfc3339, Timestamp};
 
 /// How the customer got in touch.
@@ -66,13 +67,6 @@ pub struct Severity {
     pub fire: bool,
     pub crash: bool,
 }
-
-/// An event's defect tags. Nearly every event has one to three: inline, they cost no allocation
-/// and no free (the vector cost ~140 of an event's ~6,400 instructions in replay).
-pub type Tags<'a> = SmallVec<[Cow<'a, str>; TAGS_INLINE]>;
-
-/// Tags kept without an allocation; the parsers' lists have the same.
-pub const TAGS_INLINE: usize = 3;
 
 /// A validated contact event. Strings borrow from the decoded buffer where possible.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,7 +239,7 @@ pub(crate) struct RawEvent<'a> {
     #[serde(borrow)]
     pub(crate) product_id: Option<Str<'a>>,
     #[serde(borrow)]
-    pub(crate) defect_tags: Option<SmallVec<[Str<'a>; TAGS_INLINE]>>,
+    pub(crate) defect_tags: Option<SmallVec<[Str<'a>; crate::tags::INLINE]>>,
     #[serde(borrow)]
     pub(crate) lot: Option<Str<'a>>,
     #[serde(borrow)]

@@ -18,7 +18,8 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use crate::event::{Length, RawEvent, RawSeverity, Str, TAGS_INLINE};
+use crate::event::{Length, RawEvent, RawSeverity, Str};
+use crate::tags::INLINE as TAGS_INLINE;
 
 /// Fills `raw` (empty on entry) with the event that serde_json would decode from `input`, or
 /// gives up (`None`) when `input` is not of the simple shape: then serde decides whether the

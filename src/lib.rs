@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`event`]: decode and validate contact events (the input contract).
 //!   `event_scan`: its fast path, one pass over the common shape; serde_json for the rest.
+//!   [`tags`]: an event's defect tags, the first three in place.
 //! - [`report`]: one accepted event on one key, as a window keeps it.
 //! - [`window`]: the reports of one key and what a sliding window asks of them;
 //!   [`summary`]: what a window holds, as an alert shows it.
@@ -47,6 +48,7 @@ pub mod service;
 pub mod shutdown;
 pub mod summary;
 pub mod table;
+pub mod tags;
 pub mod time;
 pub mod timers;
 pub mod window;
