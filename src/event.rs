@@ -1,8 +1,9 @@
 //! Decode and validate contact events, version 1 (`schemas/contact-event.v1.json`).
 //!
-//! Strings borrow from the input buffer where JSON allows it (no escapes), so the common event
-//! costs one allocation for its tag list. Every limit of the contract is checked here; what passes
-//! is a [`ContactEvent`] whose product id and tags are trimmed and whose tags are unique.
+//! Strings borrow from the input buffer where JSON allows it (no escapes), and up to three tags
+//! live in the event itself ([`Tags`]), so the common event costs no allocation. Every limit of
+//! the contract is checked here; what passes is a [`ContactEvent`] whose product id and tags are
+//! trimmed and whose tags are unique.
 //!
 //! serde_json defines the wire shape and every parse error; the common shape (known fields,
 //! no escapes) is read by a one-pass fast path, `event_scan`, into the same raw event, which

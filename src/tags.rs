@@ -29,7 +29,7 @@ impl<'a> Tags<'a> {
     pub const fn new() -> Tags<'a> {
         Tags::Inline {
             len: 0,
-            items: [Cow::Borrowed(""), Cow::Borrowed(""), Cow::Borrowed("")],
+            items: [const { Cow::Borrowed("") }; INLINE],
         }
     }
 
