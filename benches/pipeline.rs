@@ -89,7 +89,10 @@ usage: bash scripts/bench.sh [--quick] [OPTIONS]
   --phases LIST         comma-separated subset of engine,kafka,latency,memory (default all)
   --events N            events in the generated file (default 5000000; quick 200000)
   --kafka-events N      events preloaded into the input topic (default 1000000; quick 100000)
-  --partitions N        partitions of the input and alert topics (default 3)
+  --partitions N        partitions of the input and alert topics in the kafka phase (default 3)
+  --lat-partitions N    partitions of the topics in the latency phase (default 1: 10,000
+                        events/s fit one partition, and tansu's fetches cost more per batch
+                        stored, of which more partitions make more)
   --kafka-consumer K=V,..  librdkafka properties of both consumers (raw and daemon) in the kafka
                         phase (default none)
   --kafka-delivery MODE kafka.delivery of the daemon in the kafka phase: exactly-once (default,
@@ -106,7 +109,8 @@ usage: bash scripts/bench.sh [--quick] [OPTIONS]
   --lat-load-producer K=V,..    properties of the latency load producer
                         (default linger.ms=5,socket.nagle.disable=true)
   --lat-daemon-producer K=V,..  properties of the daemon's alert producer in the latency phase
-                        (default linger.ms=1,socket.nagle.disable=true)
+                        on tansu (default linger.ms=5,socket.nagle.disable=true; the mock
+                        cluster's runs use linger.ms=1)
   --lat-delivery MODE   kafka.delivery in the latency phase: at-least-once (default; an alert is
                         visible once acknowledged) or exactly-once (visible with the commit
                         after it, so never sooner than --lat-commit-interval)
@@ -126,6 +130,8 @@ struct Args {
     events: u64,
     kafka_events: u64,
     partitions: u32,
+    /// Latency phase: partitions of its topics.
+    lat_partitions: u32,
     rate: u64,
     warmup: u64,
     duration: u64,
@@ -183,6 +189,7 @@ impl Args {
             events: pick(5_000_000, 200_000),
             kafka_events: pick(1_000_000, 100_000),
             partitions: 3,
+            lat_partitions: 1,
             rate: 10_000,
             warmup: pick(3, 1),
             duration: pick(20, 3),
@@ -220,6 +227,7 @@ impl Args {
                 "--events" => a.events = num(&name, &value()?)?,
                 "--kafka-events" => a.kafka_events = num(&name, &value()?)?,
                 "--partitions" => a.partitions = num(&name, &value()?)?,
+                "--lat-partitions" => a.lat_partitions = num(&name, &value()?)?,
                 "--rate" => a.rate = num(&name, &value()?)?,
                 "--warmup" => a.warmup = num(&name, &value()?)?,
                 "--duration" => a.duration = num(&name, &value()?)?,
@@ -251,8 +259,16 @@ impl Args {
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
         }
-        if a.runs == 0 || a.partitions == 0 || a.rate == 0 || a.duration == 0 {
-            return Err("--runs, --partitions, --rate and --duration must be at least 1".into());
+        if a.runs == 0
+            || a.partitions == 0
+            || a.lat_partitions == 0
+            || a.rate == 0
+            || a.duration == 0
+        {
+            return Err(
+                "--runs, --partitions, --lat-partitions, --rate and --duration must be at least 1"
+                    .into(),
+            );
         }
         if a.kafka_events > a.events {
             return Err(
@@ -1309,6 +1325,7 @@ fn main() {
             "events": args.events,
             "kafka_events": args.kafka_events,
             "partitions": args.partitions,
+            "latency_partitions": args.lat_partitions,
             "rate": args.rate,
             "warmup_s": args.warmup,
             "duration_s": args.duration,

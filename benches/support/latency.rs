@@ -36,6 +36,52 @@ struct LatencyRun {
     achieved_rate: f64,
     late: u64,
     daemon_p99: f64,
+    /// Where the time goes (see [`Split`]).
+    split: Split,
+}
+
+/// A probe's path in two legs, told apart by the alert's Kafka timestamp (the daemon's
+/// producer stamps it when the daemon hands the alert over; wall clock, millisecond
+/// resolution): event sent -> alert handed to the producer (the event's hop through the broker
+/// and the daemon), and alert handed over -> alert received (the alert's hop).
+#[derive(Default)]
+struct Split {
+    event_leg_p50: f64,
+    event_leg_p99: f64,
+    alert_hop_p50: f64,
+    alert_hop_p99: f64,
+}
+
+impl Split {
+    /// From (event sent, alert stamped, alert received) in unix milliseconds.
+    fn of(legs: &[(i64, i64, i64)]) -> Split {
+        let quantiles = |mut v: Vec<i64>| {
+            v.sort_unstable();
+            let at = |q: f64| {
+                v.get(((v.len() as f64 - 1.0) * q) as usize)
+                    .map_or(f64::NAN, |&x| x as f64)
+            };
+            (at(0.5), at(0.99))
+        };
+        let (a50, a99) = quantiles(legs.iter().map(|(s, t, _)| t - s).collect());
+        let (b50, b99) = quantiles(legs.iter().map(|(_, t, r)| r - t).collect());
+        Split {
+            event_leg_p50: a50,
+            event_leg_p99: a99,
+            alert_hop_p50: b50,
+            alert_hop_p99: b99,
+        }
+    }
+}
+
+/// An alert received: its probe, when, its Kafka timestamp and the wall clock then (unix ms).
+type Receipt = (u64, Instant, Option<i64>, i64);
+
+/// Now as unix milliseconds.
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn latency_run(
@@ -44,13 +90,13 @@ fn latency_run(
     args: &Args,
     idle_tick: &str,
     run: &str,
-    load_producer: &[(String, String)],
+    clients: &Fresh<'_>,
 ) -> Result<LatencyRun, String> {
     let input = format!("lat-events-{run}");
     let alerts = format!("lat-alerts-{run}");
     let dlq = format!("lat-dlq-{run}");
     for t in [&input, &alerts, &dlq] {
-        cluster.create_topic(t, args.partitions)?;
+        cluster.create_topic(t, args.lat_partitions)?;
     }
     let group = format!("bench-latency-{run}");
     let addr = cluster.addr();
@@ -64,7 +110,7 @@ fn latency_run(
         commit_interval: &args.lat_commit_interval,
         delivery: &args.lat_delivery,
         consumer: &args.lat_consumer,
-        producer: &args.lat_daemon_producer,
+        producer: &clients.daemon_producer,
     }
     .config()?;
     let (trigger, stop) = shutdown::channel();
@@ -82,13 +128,14 @@ fn latency_run(
         std::thread::sleep(Duration::from_millis(5));
     }
 
-    // The alert reader: (probe number, received at).
+    // The alert reader: (probe number, received at, the alert's timestamp and the wall clock
+    // at receipt in unix ms).
     let stop_reader = Arc::new(AtomicBool::new(false));
     let reader = {
         let stop = stop_reader.clone();
-        let (addr, topic, partitions) = (addr.clone(), alerts.clone(), args.partitions);
+        let (addr, topic, partitions) = (addr.clone(), alerts.clone(), args.lat_partitions);
         let props = args.lat_consumer.clone();
-        std::thread::spawn(move || -> Result<Vec<(u64, Instant)>, String> {
+        std::thread::spawn(move || -> Result<Vec<Receipt>, String> {
             let mut c = ClientConfig::new();
             c.set("bootstrap.servers", &addr)
                 .set("group.id", "bench-latency-reader")
@@ -104,7 +151,7 @@ fn latency_run(
             while !stop.load(Ordering::Relaxed) {
                 match consumer.poll(Duration::from_millis(20)) {
                     Some(Ok(m)) => {
-                        let at = Instant::now();
+                        let (at, wall) = (Instant::now(), unix_millis());
                         let alert: AlertProbe = serde_json::from_slice(m.payload().unwrap_or(b""))
                             .map_err(|e| format!("alert JSON: {e}"))?;
                         if let Some(k) = alert.product_id.strip_prefix("lat-probe-") {
@@ -113,7 +160,7 @@ fn latency_run(
                             if alert.evidence.last() != Some(&id) {
                                 return Err(format!("probe {k}: evidence {:?}", alert.evidence));
                             }
-                            got.push((k / LAT_PROBE_EVERY, at));
+                            got.push((k / LAT_PROBE_EVERY, at, m.timestamp().to_millis(), wall));
                         }
                     }
                     Some(Err(e)) => return Err(format!("reader: {e}")),
@@ -129,7 +176,7 @@ fn latency_run(
     let mut pc = ClientConfig::new();
     pc.set("bootstrap.servers", &addr)
         .set("partitioner", "murmur2_random");
-    for (k, v) in load_producer {
+    for (k, v) in &clients.load_producer {
         pc.set(k, v);
     }
     let producer: ThreadedProducer<DefaultProducerContext> =
@@ -137,6 +184,7 @@ fn latency_run(
     let total = args.rate * (args.warmup + args.duration);
     let measured_from = args.rate * args.warmup;
     let mut sent: Vec<Option<Instant>> = vec![None; (total / LAT_PROBE_EVERY + 1) as usize];
+    let mut sent_wall = vec![0i64; sent.len()];
     let (mut json, mut product) = (String::with_capacity(256), String::with_capacity(32));
     let nanos_per_event = 1e9 / args.rate as f64;
     let started = Instant::now() + Duration::from_millis(100);
@@ -169,6 +217,7 @@ fn latency_run(
             .map_err(|e| format!("load producer: {e}"))?;
         if probe {
             sent[(k / LAT_PROBE_EVERY) as usize] = Some(sent_at);
+            sent_wall[(k / LAT_PROBE_EVERY) as usize] = unix_millis();
         }
     }
     let achieved_rate = total as f64 / started.elapsed().as_secs_f64();
@@ -184,7 +233,18 @@ fn latency_run(
         .map_err(|e| format!("daemon task: {e}"))?
         .map_err(|e| format!("daemon: {e}"))?;
 
-    let l = hop::latencies(&sent, received, |p| p * LAT_PROBE_EVERY >= measured_from);
+    let measured = |p: u64| p * LAT_PROBE_EVERY >= measured_from;
+    let legs: Vec<(i64, i64, i64)> = received
+        .iter()
+        .filter(|(p, ..)| measured(*p))
+        .filter_map(|&(p, _, stamped, wall)| Some((*sent_wall.get(p as usize)?, stamped?, wall)))
+        .collect();
+    let split = Split::of(&legs);
+    let l = hop::latencies(
+        &sent,
+        received.into_iter().map(|(p, at, ..)| (p, at)),
+        measured,
+    );
     let expected = (measured_from..total)
         .filter(|k| k % LAT_PROBE_EVERY == 0)
         .count() as u64;
@@ -197,6 +257,7 @@ fn latency_run(
         achieved_rate,
         late,
         daemon_p99,
+        split,
     })
 }
 
@@ -204,8 +265,12 @@ fn latency_run(
 pub(super) const LAT_CONSUMER: &str = "fetch.wait.max.ms=5,socket.nagle.disable=true";
 /// Default properties of the latency load producer.
 pub(super) const LAT_LOAD_PRODUCER: &str = "linger.ms=5,socket.nagle.disable=true";
-/// Default properties of the daemon's alert producer in the latency phase.
-pub(super) const LAT_DAEMON_PRODUCER: &str = "linger.ms=1,socket.nagle.disable=true";
+/// Default properties of the daemon's alert producer in the latency phase on tansu. Not
+/// linger.ms=1 as on the mock cluster: tansu's in-memory store keeps one object per batch and
+/// lists a partition's objects on every fetch, so the ~1,000 one-alert batches a second that
+/// linger 1 makes slow each fetch down as the run goes on (a one-hop probe at 1,000 messages/s
+/// with linger 1 went from p99 6 ms to seconds within 20 s; with linger 5 it stayed under 15).
+pub(super) const LAT_DAEMON_PRODUCER: &str = "linger.ms=5,socket.nagle.disable=true";
 
 pub(super) fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
     let rt = runtime()?;
@@ -217,6 +282,7 @@ pub(super) fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
         name: "tansu",
         start: &|| Ok(Box::new(Broker::start()?) as Box<dyn Cluster>),
         load_producer: args.lat_load_producer.clone(),
+        daemon_producer: args.lat_daemon_producer.clone(),
     };
     let mut rows = Vec::new();
     let ms = |v: f64| format!("{v:.2} ms");
@@ -248,15 +314,15 @@ pub(super) fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
         }
         let settings = format!(
             "{} partitions, {} ev/s (achieved {:.0}), 1 in {} events opens a key; allowed_lateness 0s, idle_tick {idle_tick}, {}, commit_interval {}; consumers (daemon, reader) {}; load producer {}; daemon producer {} (idempotent, acks=all)",
-            args.partitions,
+            args.lat_partitions,
             args.rate,
             median(&rates),
             LAT_PROBE_EVERY,
             args.lat_delivery,
             args.lat_commit_interval,
             props_text(&args.lat_consumer),
-            props_text(&args.lat_load_producer),
-            props_text(&args.lat_daemon_producer),
+            props_text(&tansu.load_producer),
+            props_text(&tansu.daemon_producer),
         );
         let p99_median = median(&p99);
         rows.push(
@@ -318,16 +384,17 @@ fn latency_runs(
             args,
             idle_tick,
             &format!("{tag}-{run}"),
-            &fresh.load_producer,
+            fresh,
         )?;
         runs.complete &= r.probes > 0 && r.missing == 0;
         eprintln!(
-            "latency: {}, idle_tick {idle_tick}, run {run}/{}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} probes ({} missing, {} late events), load {:.0} ev/s; daemon received->acked p99 {:.2} ms",
-            fresh.name, args.runs, r.p50, r.p99, r.max, r.probes, r.missing, r.late, r.achieved_rate, r.daemon_p99
+            "latency: {}, idle_tick {idle_tick}, run {run}/{}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} probes ({} missing, {} late events), load {:.0} ev/s; daemon received->acked p99 {:.2} ms; event sent -> alert stamped p50 {} ms, p99 {} ms; alert stamped -> received p50 {} ms, p99 {} ms",
+            fresh.name, args.runs, r.p50, r.p99, r.max, r.probes, r.missing, r.late, r.achieved_rate, r.daemon_p99,
+            r.split.event_leg_p50, r.split.event_leg_p99, r.split.alert_hop_p50, r.split.alert_hop_p99
         );
         runs.notes.push(format!(
-            "run {run}: {} probes, {} without alert, {} late events",
-            r.probes, r.missing, r.late
+            "run {run}: {} probes, {} without alert, {} late events, p99 of event sent -> alert stamped {} ms and of alert stamped -> received {} ms",
+            r.probes, r.missing, r.late, r.split.event_leg_p99, r.split.alert_hop_p99
         ));
         runs.p50.push(r.p50);
         runs.p99.push(r.p99);
@@ -347,6 +414,7 @@ fn mock_comparison(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Vec<Row>
             Ok(Box::new(Mock(cluster)) as Box<dyn Cluster>)
         },
         load_producer: props(MOCK_LOAD_PRODUCER).expect("valid default"),
+        daemon_producer: props(MOCK_DAEMON_PRODUCER).expect("valid default"),
     };
     let idle_tick = &args.lat_idle_ticks[0];
     let runs = latency_runs(rt, &mock, args, idle_tick, "mock")?;
@@ -358,7 +426,7 @@ fn mock_comparison(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Vec<Row>
     )
     .median_of(runs.p99, |v| format!("{v:.2} ms"))
     .note(format!(
-        "p50 {a:.2} ms, max {c:.2} ms; in-process broker, settings of 3a-3c but load producer {MOCK_LOAD_PRODUCER} (linger 2 ms suits this broker, 5 ms tansu; 1 ms overloaded both); {}",
+        "p50 {a:.2} ms, max {c:.2} ms; in-process broker, settings of 3a-3c but load producer {MOCK_LOAD_PRODUCER} (linger 2 ms suits this broker, 5 ms tansu; 1 ms overloaded both) and daemon producer {MOCK_DAEMON_PRODUCER}; {}",
         runs.notes.join(", ")
     ));
     let mut floor = broker_floor(&mock, args)?;
@@ -370,6 +438,9 @@ fn mock_comparison(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Vec<Row>
 /// The load producer's properties on the mock cluster: it keeps up with linger.ms=2 (tansu's
 /// one-hop p99 went from 51 to 114 ms with it), and with 1 it fell behind too (p99 144 ms).
 const MOCK_LOAD_PRODUCER: &str = "linger.ms=2,socket.nagle.disable=true";
+/// The daemon's alert producer's properties on the mock cluster, which has no per-batch cost
+/// that grows: the least linger (p99 14.6 ms with it, 17.5 with tansu's linger 5).
+const MOCK_DAEMON_PRODUCER: &str = "linger.ms=1,socket.nagle.disable=true";
 
 /// Starts a broker for one run: tansu keeps every message in memory and slows down as it
 /// fills, so each run gets a fresh one and no run pays for the ones before it.
@@ -378,6 +449,8 @@ struct Fresh<'a> {
     start: &'a dyn Fn() -> Result<Box<dyn Cluster>, String>,
     /// The load producer's properties on this kind of broker.
     load_producer: Props,
+    /// The daemon's alert producer's properties on this kind of broker.
+    daemon_producer: Props,
 }
 
 /// Where the latency phase runs: tansu, or the in-process mock cluster.
@@ -415,12 +488,12 @@ fn broker_floor(fresh: &Fresh<'_>, args: &Args) -> Result<Row, String> {
     for run in 1..=args.runs {
         let cluster = (fresh.start)()?;
         let topic = format!("lat-hop-{run}");
-        cluster.create_topic(&topic, args.partitions)?;
+        cluster.create_topic(&topic, args.lat_partitions)?;
         let addr = cluster.addr();
         let h = hop::measure(&hop::HopSetup {
             addr: &addr,
             topic: &topic,
-            partitions: args.partitions,
+            partitions: args.lat_partitions,
             rate: args.rate,
             warmup_secs: args.warmup,
             duration_secs: args.duration,
