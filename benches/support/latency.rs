@@ -313,7 +313,7 @@ pub(super) fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
             continue;
         }
         let settings = format!(
-            "{} partitions, {} ev/s (achieved {:.0}), 1 in {} events opens a key; allowed_lateness 0s, idle_tick {idle_tick}, {}, commit_interval {}; consumers (daemon, reader) {}; load producer {}; daemon producer {} (idempotent, acks=all)",
+            "partitions: {}, {} ev/s (achieved {:.0}), 1 in {} events opens a key; allowed_lateness 0s, idle_tick {idle_tick}, {}, commit_interval {}; consumers (daemon, reader) {}; load producer {}; daemon producer {} (idempotent, acks=all)",
             args.lat_partitions,
             args.rate,
             median(&rates),
