@@ -14,9 +14,11 @@
 //! - this file: [`Metrics`], the registry of every series, and the label values and buckets.
 //! - `latency`: [`LatencyRecorder`].
 //! - `health`: [`Health`].
+//! - `tally`: [`EventTally`], per-event counts added to the shared series once per batch.
 
 mod health;
 mod latency;
+mod tally;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,7 @@ use prometheus::{
 
 pub use health::Health;
 pub use latency::LatencyRecorder;
+pub use tally::EventTally;
 
 /// Values of the `channel` label of `recall_radar_events_consumed_total`.
 pub const CHANNELS: [&str; 6] = ["call", "chat", "email", "mail", "social", "web"];
@@ -396,12 +399,7 @@ impl Metrics {
     /// Records wall clock minus `occurred_at`, in seconds; a negative lag (clock skew, events
     /// from the future) counts as 0.
     pub fn observe_event_time_lag_seconds(&self, lag_seconds: f64) {
-        let lag = if lag_seconds.is_finite() {
-            lag_seconds.max(0.0)
-        } else {
-            0.0
-        };
-        self.event_time_lag.observe(lag);
+        self.event_time_lag.observe(tally::clamp_lag(lag_seconds));
     }
 
     /// Sets the lag of one assigned partition.

@@ -28,8 +28,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::Offset;
 
-use prometheus::IntCounter;
-
 use super::client::{finish_revocation, ConsumerEvent, Context};
 use super::live::LiveWindows;
 use super::member::{self, MemberError, Roles};
@@ -41,7 +39,7 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::Ingest;
 use crate::event::{decode, Channel};
-use crate::metrics::{Health, Metrics};
+use crate::metrics::{EventTally, Health, Metrics};
 use crate::policy::Policy;
 use crate::shutdown::Shutdown;
 use crate::time::Timestamp;
@@ -108,9 +106,9 @@ struct Daemon {
     committing: Option<Committing>,
     last_checkpoint: Instant,
     summary: RunSummary,
-    /// `events_consumed` by [`Channel::index`], resolved once: a labelled lookup per message
-    /// hashes the label and takes a lock.
-    consumed_by_channel: Vec<IntCounter>,
+    /// `events_consumed` by [`Channel::index`] and the event-time lag, counted locally and
+    /// flushed after each batch of messages: no atomic operation per message.
+    tally: EventTally,
 }
 
 /// A partition by borrowed parts: finds a [`TopicPartition`] key without allocating one per
@@ -150,15 +148,8 @@ pub async fn run(
         .health
         .set_ready(false, "waiting for partition assignment");
     let policy = Policy::new(config.detector.clone());
-    let consumed_by_channel = Channel::ALL
-        .iter()
-        .map(|c| {
-            services
-                .metrics
-                .events_consumed
-                .with_label_values(&[c.as_str()])
-        })
-        .collect();
+    let channels: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+    let tally = services.metrics.event_tally(&channels);
     let mut daemon = Daemon {
         policy,
         services,
@@ -170,7 +161,7 @@ pub async fn run(
         committing: None,
         last_checkpoint: Instant::now(),
         summary: RunSummary::default(),
-        consumed_by_channel,
+        tally,
         config,
     };
     let tick_every = if daemon.config.daemon.idle_tick.0 > 0 {
@@ -221,6 +212,7 @@ pub async fn run(
                         next = consumer.recv().now_or_never();
                     }
                 }
+                daemon.tally.flush();
             }
         }
     }
@@ -262,9 +254,8 @@ impl Daemon {
                 dead = Some(("bad", e.reason().as_str().to_owned(), e.to_string()));
             }
             Ok(event) => {
-                self.consumed_by_channel[event.channel.index()].inc();
                 let lag = now.0 - event.occurred_at.0;
-                metrics.observe_event_time_lag_seconds(lag as f64 / 1e6);
+                self.tally.consumed(event.channel.index(), lag as f64 / 1e6);
                 match state.engine.ingest_at(&event, offset, &mut alerts) {
                     Ingest::Late { frontier } => {
                         metrics.events_late.inc();
