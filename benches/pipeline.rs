@@ -93,6 +93,8 @@ usage: bash scripts/bench.sh [--quick] [OPTIONS]
   --lat-partitions N    partitions of the topics in the latency phase (default 1: 10,000
                         events/s fit one partition, and tansu's fetches cost more per batch
                         stored, of which more partitions make more)
+  --kafka-producer K=V,..  librdkafka properties of the daemon's alert producer in the kafka
+                        phase (default none: the daemon's defaults, linger.ms=1)
   --kafka-consumer K=V,..  librdkafka properties of both consumers (raw and daemon) in the kafka
                         phase (default none)
   --kafka-delivery MODE kafka.delivery of the daemon in the kafka phase: exactly-once (default,
@@ -155,6 +157,8 @@ struct Args {
     kafka_delivery: String,
     /// Kafka phase: properties of both consumers.
     kafka_consumer: Props,
+    /// Kafka phase: properties of the daemon's alert producer.
+    kafka_producer: Props,
 }
 
 type Props = Vec<(String, String)>;
@@ -205,6 +209,7 @@ impl Args {
             lat_delivery: "at-least-once".into(),
             kafka_delivery: "exactly-once".into(),
             kafka_consumer: Vec::new(),
+            kafka_producer: Vec::new(),
         }
     }
 
@@ -242,6 +247,7 @@ impl Args {
                 "--lat-delivery" => a.lat_delivery = value()?,
                 "--kafka-delivery" => a.kafka_delivery = value()?,
                 "--kafka-consumer" => a.kafka_consumer = props(&value()?)?,
+                "--kafka-producer" => a.kafka_producer = props(&value()?)?,
                 "--lat-idle-ticks" => {
                     a.lat_idle_ticks = value()?
                         .split(',')
@@ -954,7 +960,7 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
                 commit_interval: "100ms",
                 delivery,
                 consumer: &args.kafka_consumer,
-                producer: &[],
+                producer: &args.kafka_producer,
             }
             .config()
         };
@@ -1017,6 +1023,12 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
         notes.join(", ")
     );
     note.push_str(&format!("; {}, commit_interval 100ms, idle_tick 100ms, allowed_lateness 0s, session.timeout.ms 6000", args.kafka_delivery));
+    if !args.kafka_producer.is_empty() {
+        note.push_str(&format!(
+            "; alert producer {}",
+            props_text(&args.kafka_producer)
+        ));
+    }
     let mut rows = vec![
         Row::new(
             "2a",
