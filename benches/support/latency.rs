@@ -212,12 +212,12 @@ fn latency_run(
                 k % 997
             );
         }
-        let sent_at = Instant::now();
+        let (sent_at, sent_at_wall) = (Instant::now(), unix_millis());
         hop::send(&producer, &input, product.as_bytes(), json.as_bytes())
             .map_err(|e| format!("load producer: {e}"))?;
         if probe {
             sent[(k / LAT_PROBE_EVERY) as usize] = Some(sent_at);
-            sent_wall[(k / LAT_PROBE_EVERY) as usize] = unix_millis();
+            sent_wall[(k / LAT_PROBE_EVERY) as usize] = sent_at_wall;
         }
     }
     let achieved_rate = total as f64 / started.elapsed().as_secs_f64();
@@ -234,10 +234,15 @@ fn latency_run(
         .map_err(|e| format!("daemon: {e}"))?;
 
     let measured = |p: u64| p * LAT_PROBE_EVERY >= measured_from;
+    // Each probe's first receipt, as in `hop::latencies`: a redelivered alert is not counted again.
+    let mut seen = vec![false; sent_wall.len()];
     let legs: Vec<(i64, i64, i64)> = received
         .iter()
         .filter(|(p, ..)| measured(*p))
-        .filter_map(|&(p, _, stamped, wall)| Some((*sent_wall.get(p as usize)?, stamped?, wall)))
+        .filter_map(|&(p, _, stamped, wall)| {
+            let first = !std::mem::replace(seen.get_mut(p as usize)?, true);
+            first.then_some((sent_wall[p as usize], stamped?, wall))
+        })
         .collect();
     let split = Split::of(&legs);
     let l = hop::latencies(
