@@ -149,6 +149,19 @@ pub struct Latencies {
     pub measured: u64,
 }
 
+/// The first receipt of each message number below `n`, in the order received: a redelivery
+/// does not count again, and a number out of range is dropped.
+pub fn first_receipts<T>(
+    received: impl IntoIterator<Item = (u64, T)>,
+    n: usize,
+) -> impl Iterator<Item = (u64, T)> {
+    let mut seen = vec![false; n];
+    received.into_iter().filter(move |(i, _)| {
+        seen.get_mut(*i as usize)
+            .is_some_and(|s| !std::mem::replace(s, true))
+    })
+}
+
 /// The time from `sent[i]` to the first receipt of `i` (a redelivery does not count again), for
 /// every `i` received that `measured` accepts (the warm-up's are left out).
 pub fn latencies(
@@ -157,15 +170,14 @@ pub fn latencies(
     measured: impl Fn(u64) -> bool,
 ) -> Latencies {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-    let mut seen = vec![false; sent.len()];
-    for (i, at) in received {
-        let Some(Some(sent_at)) = sent.get(i as usize) else {
+    for (i, at) in first_receipts(received, sent.len()) {
+        let Some(sent_at) = sent[i as usize] else {
             continue;
         };
-        if std::mem::replace(&mut seen[i as usize], true) || !measured(i) {
+        if !measured(i) {
             continue;
         }
-        let micros = at.saturating_duration_since(*sent_at).as_micros() as u64;
+        let micros = at.saturating_duration_since(sent_at).as_micros() as u64;
         hist.saturating_record(micros.max(1));
     }
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1e3;

@@ -44,7 +44,6 @@ struct LatencyRun {
 /// producer stamps it when the daemon hands the alert over; wall clock, millisecond
 /// resolution): event sent -> alert handed to the producer (the event's hop through the broker
 /// and the daemon), and alert handed over -> alert received (the alert's hop).
-#[derive(Default)]
 struct Split {
     event_leg_p50: f64,
     event_leg_p99: f64,
@@ -74,8 +73,8 @@ impl Split {
     }
 }
 
-/// An alert received: its probe, when, its Kafka timestamp and the wall clock then (unix ms).
-type Receipt = (u64, Instant, Option<i64>, i64);
+/// An alert received: its probe, and when, its Kafka timestamp and the wall clock then (unix ms).
+type Receipt = (u64, (Instant, Option<i64>, i64));
 
 /// Now as unix milliseconds.
 fn unix_millis() -> i64 {
@@ -160,7 +159,7 @@ fn latency_run(
                             if alert.evidence.last() != Some(&id) {
                                 return Err(format!("probe {k}: evidence {:?}", alert.evidence));
                             }
-                            got.push((k / LAT_PROBE_EVERY, at, m.timestamp().to_millis(), wall));
+                            got.push((k / LAT_PROBE_EVERY, (at, m.timestamp().to_millis(), wall)));
                         }
                     }
                     Some(Err(e)) => return Err(format!("reader: {e}")),
@@ -234,22 +233,15 @@ fn latency_run(
         .map_err(|e| format!("daemon: {e}"))?;
 
     let measured = |p: u64| p * LAT_PROBE_EVERY >= measured_from;
-    // Each probe's first receipt, as in `hop::latencies`: a redelivered alert is not counted again.
-    let mut seen = vec![false; sent_wall.len()];
-    let legs: Vec<(i64, i64, i64)> = received
+    // Each probe's first receipt: a redelivered alert is not counted again.
+    let firsts: Vec<Receipt> = hop::first_receipts(received, sent.len()).collect();
+    let legs: Vec<(i64, i64, i64)> = firsts
         .iter()
-        .filter(|(p, ..)| measured(*p))
-        .filter_map(|&(p, _, stamped, wall)| {
-            let first = !std::mem::replace(seen.get_mut(p as usize)?, true);
-            first.then_some((sent_wall[p as usize], stamped?, wall))
-        })
+        .filter(|(p, _)| measured(*p))
+        .filter_map(|&(p, (_, stamped, wall))| Some((sent_wall[p as usize], stamped?, wall)))
         .collect();
     let split = Split::of(&legs);
-    let l = hop::latencies(
-        &sent,
-        received.into_iter().map(|(p, at, ..)| (p, at)),
-        measured,
-    );
+    let l = hop::latencies(&sent, firsts.iter().map(|&(p, (at, ..))| (p, at)), measured);
     let expected = (measured_from..total)
         .filter(|k| k % LAT_PROBE_EVERY == 0)
         .count() as u64;
