@@ -1,0 +1,48 @@
+//! How far a count of messages got, and when: the Kafka phase's two consumers (the raw one and
+//! the daemon) start their clocks and take their steady rates the same way with it.
+
+use std::time::Instant;
+
+/// When a count of `n` messages passed its first message, a quarter and three quarters: the
+/// start of a run's clock, and its steady rate over the middle half (start-up and the end
+/// left out; both consumers of the Kafka phase keep it the same way).
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    n: u64,
+    pub first: Option<Instant>,
+    quarter: Option<Instant>,
+    three_quarters: Option<Instant>,
+}
+
+impl Progress {
+    pub fn new(n: u64) -> Progress {
+        Progress {
+            n,
+            first: None,
+            quarter: None,
+            three_quarters: None,
+        }
+    }
+
+    /// `count` messages were counted by `now`.
+    pub fn see(&mut self, count: u64, now: Instant) {
+        let mark = |slot: &mut Option<Instant>, at: u64| {
+            if slot.is_none() && count >= at.max(1) {
+                *slot = Some(now);
+            }
+        };
+        mark(&mut self.first, 1);
+        mark(&mut self.quarter, self.n / 4);
+        mark(&mut self.three_quarters, 3 * self.n / 4);
+    }
+
+    /// Messages a second between the quarter and three quarters marks; NaN if not both seen.
+    pub fn middle_rate(&self) -> f64 {
+        match (self.quarter, self.three_quarters) {
+            (Some(a), Some(b)) if b > a => {
+                (3 * self.n / 4 - self.n / 4) as f64 / (b - a).as_secs_f64()
+            }
+            _ => f64::NAN,
+        }
+    }
+}
