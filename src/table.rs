@@ -175,10 +175,10 @@ impl<S> KeyTable<S> {
         self.read().len()
     }
 
-    /// Calls `f` with every live entry, taking the lock for [`VISIT_CHUNK`] slots at a time so
-    /// that a reader walking a million keys does not stop the engine for the whole walk. Like a
-    /// walk over a sharded map, it is not a snapshot: keys added or evicted meanwhile may or
-    /// may not be seen.
+    /// Calls `f` with every live entry, taking the lock for 256 slots (`VISIT_CHUNK`) at a
+    /// time so that a reader walking a million keys does not stop the engine for the whole
+    /// walk. Like a walk over a sharded map, it is not a snapshot: keys added or evicted
+    /// meanwhile may or may not be seen.
     pub fn visit(&self, mut f: impl FnMut(&Entry<S>)) {
         let mut from = 0;
         loop {

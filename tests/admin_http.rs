@@ -481,7 +481,7 @@ fn promtool_accepts_the_exposition() {
     let metrics = Metrics::new();
     metrics.set_consumer_lag("contacts", 0, 5);
     metrics.observe_processing_latency(Duration::from_millis(2));
-    metrics.observe_event_time_lag_seconds(42.0);
+    metrics.event_tally(&["call"]).consumed(0, 42.0);
     let text = metrics.render();
 
     let mut child = Command::new(&promtool)

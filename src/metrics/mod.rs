@@ -396,12 +396,6 @@ impl Metrics {
         self.processing_latency_hdr.record(d);
     }
 
-    /// Records wall clock minus `occurred_at`, in seconds; a negative lag (clock skew, events
-    /// from the future) counts as 0.
-    pub fn observe_event_time_lag_seconds(&self, lag_seconds: f64) {
-        self.event_time_lag.observe(tally::clamp_lag(lag_seconds));
-    }
-
     /// Sets the lag of one assigned partition.
     pub fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
         self.consumer_lag
@@ -547,8 +541,10 @@ mod tests {
     fn observations_reach_the_exposition() {
         let m = Metrics::new();
         m.observe_processing_latency(Duration::from_millis(3));
-        m.observe_event_time_lag_seconds(-5.0);
-        m.observe_event_time_lag_seconds(90.0);
+        let mut tally = m.event_tally(&["call"]);
+        tally.consumed(0, -5.0);
+        tally.consumed(0, 90.0);
+        drop(tally);
         m.set_consumer_lag("contacts", 0, 7);
         m.forget_consumer_lag("contacts", 0);
         m.forget_consumer_lag("contacts", 9);

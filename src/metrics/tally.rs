@@ -30,9 +30,9 @@ impl Metrics {
 }
 
 impl EventTally {
-    /// One well-formed event of channel `channel` consumed `lag_seconds` after it occurred; a
-    /// negative lag (clock skew, events from the future) counts as 0, as in
-    /// [`Metrics::observe_event_time_lag_seconds`].
+    /// One well-formed event of channel `channel` consumed `lag_seconds` (wall clock minus
+    /// `occurred_at`) after it occurred; a negative lag (clock skew, events from the future)
+    /// counts as 0.
     pub fn consumed(&mut self, channel: usize, lag_seconds: f64) {
         self.by_channel[channel].inc();
         self.lag.observe(clamp_lag(lag_seconds));
@@ -54,7 +54,7 @@ impl Drop for EventTally {
 }
 
 /// A lag fit for the histogram: 0 when negative or not a number.
-pub(super) fn clamp_lag(lag_seconds: f64) -> f64 {
+fn clamp_lag(lag_seconds: f64) -> f64 {
     if lag_seconds.is_finite() {
         lag_seconds.max(0.0)
     } else {
