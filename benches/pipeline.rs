@@ -13,8 +13,10 @@
 //! 2. **kafka**: tansu on loopback, an input topic preloaded with the first N lines of that file;
 //!    (a) a plain `BaseConsumer` (assign(), no group) that only counts N messages, (b) the daemon
 //!    (`service::start`) until it consumed all N and every alert it produced was acknowledged.
-//!    The daemon's clock starts when its partitions are assigned: tansu's group join (half of
-//!    `session.timeout.ms`) is not counted, and is reported apart.
+//!    Both clocks start at the first message the consumer counts: neither the raw client's
+//!    start (coordinator, offsets, first fetch: ~0.5 s on tansu) nor the daemon's group join
+//!    (half of `session.timeout.ms`) and partition restore is counted; each is reported apart,
+//!    with both consumers' rates over the middle half of the count (support/progress.rs).
 //! 3. **latency** (support/latency.rs): events produced at a steady rate with `occurred_at` =
 //!    now; every 10th opens a new key (an anomaly alert as soon as it is final), the rest go to
 //!    100 hot keys that reached the problem rung during the warm-up (no more alerts). Latency =
