@@ -1,6 +1,7 @@
 //! The daemon against a real Kafka-protocol broker (tansu): alerts on the alert topic equal what
 //! replay gives for the same events, bad and late input lands on the dead-letter topic with its
-//! reason, and a restart resumes from committed offsets without repeating alerts.
+//! reason, a restart resumes from committed offsets without repeating alerts, and a backlog is
+//! committed while it is consumed and does not hold up shutdown.
 
 mod broker;
 
@@ -13,7 +14,9 @@ use recall_radar::alert::{Alert, Status};
 use recall_radar::config::{Config, RawConfig};
 use recall_radar::engine::Engine;
 use recall_radar::event::decode;
+use recall_radar::generate::{GenSpec, Generator};
 use recall_radar::kafka::daemon::RunSummary;
+use recall_radar::kafka::produce;
 use recall_radar::metrics::Metrics;
 use recall_radar::service;
 use recall_radar::shutdown;
@@ -55,6 +58,19 @@ fn broker_with_topics() -> Broker {
     b
 }
 
+/// Events and bad messages the daemon has counted.
+fn consumed(m: &Metrics) -> u64 {
+    let events: u64 = ["call", "chat", "email", "mail", "social", "web"]
+        .iter()
+        .map(|c| m.events_consumed.with_label_values(&[c]).get())
+        .sum();
+    let bad: u64 = recall_radar::event::BadReason::ALL
+        .iter()
+        .map(|r| m.events_bad.with_label_values(&[r.as_str()]).get())
+        .sum();
+    events + bad
+}
+
 /// Runs the daemon until it has consumed `messages` records and its clock has made them final,
 /// then shuts it down (drain, flush, commit) and returns its summary.
 async fn run_until_consumed(config: Config, messages: u64) -> RunSummary {
@@ -66,24 +82,12 @@ async fn run_with_metrics(config: Config, messages: u64) -> (RunSummary, Arc<Met
     let (trigger, stop) = shutdown::channel();
     let running = service::start(config, stop).await.unwrap();
     let metrics = running.services.metrics.clone();
-    let consumed = || {
-        let m = &metrics;
-        let events: u64 = ["call", "chat", "email", "mail", "social", "web"]
-            .iter()
-            .map(|c| m.events_consumed.with_label_values(&[c]).get())
-            .sum();
-        let bad: u64 = recall_radar::event::BadReason::ALL
-            .iter()
-            .map(|r| m.events_bad.with_label_values(&[r.as_str()]).get())
-            .sum();
-        events + bad
-    };
     let deadline = Instant::now() + Duration::from_secs(60);
-    while consumed() < messages {
+    while consumed(&metrics) < messages {
         assert!(
             Instant::now() < deadline,
             "consumed only {} of {messages}",
-            consumed()
+            consumed(&metrics)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -273,4 +277,64 @@ async fn a_restart_resumes_from_committed_offsets_without_repeating_alerts() {
             a.alert_id
         );
     }
+}
+
+/// While fetched messages keep waiting, the loop must still take its turns at everything else:
+/// the commit interval, finished commits, rebalances and shutdown. A loop that only got to them
+/// once the fetch queue ran dry committed nothing of a backlog until it was drained: its alerts
+/// stayed unpublished for the whole catch-up. Shutdown, checked too, must not wait for the
+/// backlog either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_committed_while_it_is_consumed_and_shutdown_does_not_wait_for_it() {
+    const BACKLOG: u64 = 100_000;
+    let broker = broker_with_topics();
+    let spec = GenSpec {
+        events: BACKLOG,
+        ..GenSpec::default()
+    };
+    // Pipelined, as `recall-radar produce` sends: one send at a time would take minutes.
+    let loader = produce::loader(&broker.addr, &[]).unwrap();
+    let lines = Generator::new(spec).map(|e| e.json.into_bytes());
+    let report = produce::produce_lines(&loader, "events", lines, None, None)
+        .await
+        .unwrap();
+    assert_eq!(report.sent, BACKLOG);
+    let config = config(&broker.addr, "backlog");
+    let interval = config.daemon.commit_interval.as_std();
+
+    let (trigger, stop) = shutdown::channel();
+    let running = service::start(config, stop).await.unwrap();
+    let m = running.services.metrics.clone();
+    let commits = || m.commits.with_label_values(&["committed"]).get();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while consumed(&m) == 0 {
+        assert!(Instant::now() < deadline, "nothing consumed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    while consumed(&m) < BACKLOG / 2 {
+        assert!(Instant::now() < deadline, "consumed only {}", consumed(&m));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let half = started.elapsed();
+    let (commits_at_half, consumed_at_half) = (commits(), consumed(&m));
+    trigger.fire();
+    let summary = running.task.await.unwrap().unwrap();
+
+    // Commits went on while the first half was consumed: each starts at the first tick after
+    // the last one finished, so they come at most once per interval (fewer when a transaction
+    // takes longer). The loop that waited for the fetch queue to run dry made none.
+    assert!(
+        half >= interval * 5,
+        "the first half took {half:?}: too short to tell (make the backlog longer)"
+    );
+    assert!(
+        commits_at_half >= 2,
+        "{commits_at_half} commits while {consumed_at_half} messages were consumed in {half:?} (commit_interval {interval:?})"
+    );
+    assert!(
+        summary.messages < BACKLOG * 3 / 4,
+        "shutdown waited for the backlog: {} of {BACKLOG} messages consumed after it fired at {consumed_at_half}",
+        summary.messages
+    );
 }

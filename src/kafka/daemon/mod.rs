@@ -27,6 +27,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::Offset;
+use tokio::task::coop::cooperative;
 
 use super::client::{finish_revocation, ConsumerEvent, Context};
 use super::live::LiveWindows;
@@ -196,7 +197,18 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => daemon.tick().await?,
-            Some(message) = messages.next() => {
+            // Cooperative, like the tokio resources above: rdkafka's stream is not, and while
+            // fetched messages kept waiting it was always ready while the others, their task
+            // budget spent, stayed pending, so no commit, rebalance or shutdown was seen until
+            // the fetch queue ran dry (a 1M-message backlog: one commit, at the end). Counted
+            // once a batch, it makes the task yield about every 128 batches.
+            // Cooperative, like the tokio resources above; rdkafka's stream is not. Without it
+            // this task never yielded while fetched messages kept waiting, and a commit it
+            // started never ran: tokio puts a task spawned on a worker in that worker's LIFO
+            // slot, which the other worker cannot steal. A 1M-message backlog got one commit,
+            // at its end (tests/kafka_daemon.rs has a backlog test). One unit of the task's
+            // budget a batch: the task yields to the scheduler every 128 batches.
+            Some(message) = cooperative(messages.next()) => {
                 // Take what is already fetched in one go, so that the select and its timers
                 // are polled once per batch rather than once per message; the branches above
                 // wait at most one batch.
