@@ -197,11 +197,6 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => daemon.tick().await?,
-            // Cooperative, like the tokio resources above: rdkafka's stream is not, and while
-            // fetched messages kept waiting it was always ready while the others, their task
-            // budget spent, stayed pending, so no commit, rebalance or shutdown was seen until
-            // the fetch queue ran dry (a 1M-message backlog: one commit, at the end). Counted
-            // once a batch, it makes the task yield about every 128 batches.
             // Cooperative, like the tokio resources above; rdkafka's stream is not. Without it
             // this task never yielded while fetched messages kept waiting, and a commit it
             // started never ran: tokio puts a task spawned on a worker in that worker's LIFO
