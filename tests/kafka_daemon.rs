@@ -17,7 +17,7 @@ use recall_radar::event::decode;
 use recall_radar::generate::{GenSpec, Generator};
 use recall_radar::kafka::daemon::RunSummary;
 use recall_radar::kafka::produce;
-use recall_radar::metrics::Metrics;
+use recall_radar::metrics::{Metrics, BAD_REASONS, CHANNELS};
 use recall_radar::service;
 use recall_radar::shutdown;
 
@@ -60,13 +60,13 @@ fn broker_with_topics() -> Broker {
 
 /// Events and bad messages the daemon has counted.
 fn consumed(m: &Metrics) -> u64 {
-    let events: u64 = ["call", "chat", "email", "mail", "social", "web"]
+    let events: u64 = CHANNELS
         .iter()
         .map(|c| m.events_consumed.with_label_values(&[c]).get())
         .sum();
-    let bad: u64 = recall_radar::event::BadReason::ALL
+    let bad: u64 = BAD_REASONS
         .iter()
-        .map(|r| m.events_bad.with_label_values(&[r.as_str()]).get())
+        .map(|r| m.events_bad.with_label_values(&[r]).get())
         .sum();
     events + bad
 }
