@@ -75,7 +75,7 @@ use recall_radar::generate::{GenSpec, Generator};
 use recall_radar::kafka::daemon::RunSummary;
 use recall_radar::kafka::produce::{loader, produce_lines};
 use recall_radar::lines::{for_each_line, trim_end};
-use recall_radar::metrics::{Metrics, ALERT_LEVELS, ALERT_STATUSES, BAD_REASONS, CHANNELS};
+use recall_radar::metrics::{Metrics, ALERT_LEVELS, ALERT_STATUSES};
 use recall_radar::replay::{replay, ReplaySinks};
 use recall_radar::service;
 use recall_radar::shutdown;
@@ -770,19 +770,6 @@ addr = ""
     }
 }
 
-/// Messages the daemon has taken in: well-formed, bad and late.
-fn consumed(m: &Metrics) -> u64 {
-    let events: u64 = CHANNELS
-        .iter()
-        .map(|c| m.events_consumed.with_label_values(&[c]).get())
-        .sum();
-    let bad: u64 = BAD_REASONS
-        .iter()
-        .map(|r| m.events_bad.with_label_values(&[r]).get())
-        .sum();
-    events + bad + m.events_late.get()
-}
-
 /// Alerts the broker has acknowledged.
 fn published(m: &Metrics) -> u64 {
     let mut n = 0;
@@ -910,7 +897,7 @@ async fn daemon_run(config: Config, n: u64) -> Result<DaemonRun, String> {
     let mut progress = Progress::new(n);
     let end = loop {
         let now = Instant::now();
-        let count = consumed(&m);
+        let count = m.messages_consumed();
         progress.see(count, now);
         let a = published(&m);
         if a != acked {

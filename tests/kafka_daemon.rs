@@ -17,7 +17,7 @@ use recall_radar::event::decode;
 use recall_radar::generate::{GenSpec, Generator};
 use recall_radar::kafka::daemon::RunSummary;
 use recall_radar::kafka::produce;
-use recall_radar::metrics::{Metrics, BAD_REASONS, CHANNELS};
+use recall_radar::metrics::Metrics;
 use recall_radar::service;
 use recall_radar::shutdown;
 
@@ -58,19 +58,6 @@ fn broker_with_topics() -> Broker {
     b
 }
 
-/// Events and bad messages the daemon has counted.
-fn consumed(m: &Metrics) -> u64 {
-    let events: u64 = CHANNELS
-        .iter()
-        .map(|c| m.events_consumed.with_label_values(&[c]).get())
-        .sum();
-    let bad: u64 = BAD_REASONS
-        .iter()
-        .map(|r| m.events_bad.with_label_values(&[r]).get())
-        .sum();
-    events + bad
-}
-
 /// Runs the daemon until it has consumed `messages` records and its clock has made them final,
 /// then shuts it down (drain, flush, commit) and returns its summary.
 async fn run_until_consumed(config: Config, messages: u64) -> RunSummary {
@@ -83,11 +70,11 @@ async fn run_with_metrics(config: Config, messages: u64) -> (RunSummary, Arc<Met
     let running = service::start(config, stop).await.unwrap();
     let metrics = running.services.metrics.clone();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while consumed(&metrics) < messages {
+    while metrics.messages_consumed() < messages {
         assert!(
             Instant::now() < deadline,
             "consumed only {} of {messages}",
-            consumed(&metrics)
+            metrics.messages_consumed()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -307,17 +294,21 @@ async fn a_backlog_is_committed_while_it_is_consumed_and_shutdown_does_not_wait_
     let m = running.services.metrics.clone();
     let commits = || m.commits.with_label_values(&["committed"]).get();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while consumed(&m) == 0 {
+    while m.messages_consumed() == 0 {
         assert!(Instant::now() < deadline, "nothing consumed");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let started = Instant::now();
-    while consumed(&m) < BACKLOG / 2 {
-        assert!(Instant::now() < deadline, "consumed only {}", consumed(&m));
+    while m.messages_consumed() < BACKLOG / 2 {
+        assert!(
+            Instant::now() < deadline,
+            "consumed only {}",
+            m.messages_consumed()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let half = started.elapsed();
-    let (commits_at_half, consumed_at_half) = (commits(), consumed(&m));
+    let (commits_at_half, consumed_at_half) = (commits(), m.messages_consumed());
     trigger.fire();
     let summary = running.task.await.unwrap().unwrap();
 
