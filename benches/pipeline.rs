@@ -10,9 +10,10 @@
 //!    parse-only loop (serde into a plain struct of borrowed strings, nothing else), (b) by
 //!    `replay::replay` with a default `Engine` and alerts discarded, and (c) by `decode` alone,
 //!    which splits replay's time into decoding and engine; single thread, runs interleaved.
-//! 2. **kafka**: tansu on loopback, an input topic preloaded with the first N lines of that file;
-//!    (a) a plain `BaseConsumer` (assign(), no group) that only counts N messages, (b) the daemon
-//!    (`service::start`) until it consumed all N and every alert it produced was acknowledged.
+//! 2. **kafka**: tansu on loopback (or the broker given with `--brokers`), an input topic
+//!    preloaded with the first N lines of that file; (a) a plain `BaseConsumer` (assign(), no
+//!    group) that only counts N messages, (b) the daemon (`service::start`) until it consumed
+//!    all N and every alert it produced was acknowledged.
 //!    Both clocks start at the first message the consumer counts: neither the raw client's
 //!    start (coordinator, offsets, first fetch: ~0.5 s on tansu) nor the daemon's group join
 //!    (half of `session.timeout.ms`) and partition restore is counted; each is reported apart,
@@ -124,6 +125,10 @@ usage: bash scripts/bench.sh [--quick] [OPTIONS]
   --lat-commit-interval SPAN  daemon.commit_interval in the latency phase (default 100ms)
   --lat-idle-ticks A,B  daemon.idle_tick of each latency variant (default 1s); the first is
                         held to the target, the others are shown for comparison
+  --brokers HOST:PORT,..  run the kafka and latency phases on this broker (plaintext) instead
+                        of a tansu started on loopback; the bench creates its topics there
+                        (names ending in this run's id) and deletes them at the end
+  --replication-factor N  replicas of the topics created with --brokers (default 1)
 ";
 
 // ---------------------------------------------------------------------------------------------
@@ -164,6 +169,13 @@ struct Args {
     kafka_consumer: Props,
     /// Kafka phase: properties of the daemon's alert producer.
     kafka_producer: Props,
+    /// Kafka and latency phases: a broker the user runs, instead of a tansu started here.
+    brokers: Option<String>,
+    /// Replicas of the topics created on `brokers`.
+    replication_factor: i32,
+    /// Ends the names of the topics and groups this run creates, which on a given broker must
+    /// not meet an earlier run's.
+    run_id: String,
 }
 
 type Props = Vec<(String, String)>;
@@ -215,6 +227,20 @@ impl Args {
             kafka_delivery: "exactly-once".into(),
             kafka_consumer: Vec::new(),
             kafka_producer: Vec::new(),
+            brokers: None,
+            replication_factor: 1,
+            run_id: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .to_string(),
+        }
+    }
+
+    /// The broker of the Kafka phases: the given one, or a fresh tansu on loopback.
+    fn broker(&self) -> Result<Broker, String> {
+        match &self.brokers {
+            Some(addr) => Ok(Broker::given(addr, self.replication_factor)),
+            None => Broker::start(),
         }
     }
 
@@ -253,6 +279,8 @@ impl Args {
                 "--kafka-delivery" => a.kafka_delivery = value()?,
                 "--kafka-consumer" => a.kafka_consumer = props(&value()?)?,
                 "--kafka-producer" => a.kafka_producer = props(&value()?)?,
+                "--brokers" => a.brokers = Some(value()?),
+                "--replication-factor" => a.replication_factor = num(&name, &value()?)?,
                 "--lat-idle-ticks" => {
                     a.lat_idle_ticks = value()?
                         .split(',')
@@ -275,11 +303,15 @@ impl Args {
             || a.lat_partitions == 0
             || a.rate == 0
             || a.duration == 0
+            || a.replication_factor < 1
         {
             return Err(
-                "--runs, --partitions, --lat-partitions, --rate and --duration must be at least 1"
+                "--runs, --partitions, --lat-partitions, --rate, --duration and --replication-factor must be at least 1"
                     .into(),
             );
+        }
+        if a.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            return Err("--brokers needs HOST:PORT".into());
         }
         if a.kafka_events > a.events {
             return Err(
@@ -716,6 +748,7 @@ struct DaemonSetup<'a> {
     input: &'a str,
     alerts: &'a str,
     dlq: &'a str,
+    checkpoints: &'a str,
     idle_tick: &'a str,
     commit_interval: &'a str,
     delivery: &'a str,
@@ -735,6 +768,7 @@ brokers = "{addr}"
 input_topics = ["{input}"]
 alert_topic = "{alerts}"
 dlq_topic = "{dlq}"
+checkpoint_topic = "{checkpoints}"
 group_id = "{group}"
 delivery = "{delivery}"
 [kafka.consumer]
@@ -755,6 +789,7 @@ addr = ""
             input = self.input,
             alerts = self.alerts,
             dlq = self.dlq,
+            checkpoints = self.checkpoints,
             group = self.group,
             idle_tick = self.idle_tick,
             commit_interval = self.commit_interval,
@@ -945,14 +980,19 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
     let data = ensure_data(args.events)?;
     let n = args.kafka_events;
     let rt = runtime()?;
-    let broker = Broker::start()?;
-    let (input, alerts, dlq) = ("bench-events", "bench-alerts", "bench-dlq");
-    for t in [input, alerts, dlq] {
+    let broker = args.broker()?;
+    let id = &args.run_id;
+    let [input, alerts, dlq, checkpoints] =
+        ["events", "alerts", "dlq", "checkpoints"].map(|t| format!("bench-{t}-{id}"));
+    let (input, alerts, dlq, checkpoints) = (&*input, &*alerts, &*dlq, &*checkpoints);
+    // The checkpoint topic too: not every broker creates a topic on its first produce.
+    for t in [input, alerts, dlq, checkpoints] {
         broker.create_topic(t, args.partitions)?;
     }
     eprintln!(
-        "kafka: tansu at {}; preloading {n} events into {input} ({} partitions) ...",
-        broker.addr, args.partitions
+        "kafka: {}; preloading {n} events into {input} ({} partitions) ...",
+        broker.describe(),
+        args.partitions
     );
     let file = File::open(&data.path).map_err(|e| e.to_string())?;
     let lines = BufReader::with_capacity(1 << 16, file)
@@ -990,6 +1030,7 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
                 input,
                 alerts,
                 dlq,
+                checkpoints,
                 idle_tick: "100ms",
                 commit_interval: "100ms",
                 delivery,
@@ -998,11 +1039,11 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
             }
             .config()
         };
-        let config = setup(&format!("bench-daemon-{run}"), &args.kafka_delivery)?;
+        let config = setup(&format!("bench-daemon-{id}-{run}"), &args.kafka_delivery)?;
         let d = rt.block_on(daemon_run(config, n))?;
         if args.kafka_delivery == "exactly-once" {
             // The same input at-least-once: what the transactions cost on this broker.
-            let config = setup(&format!("bench-daemon-alo-{run}"), "at-least-once")?;
+            let config = setup(&format!("bench-daemon-alo-{id}-{run}"), "at-least-once")?;
             let a = rt.block_on(daemon_run(config, n))?;
             let ar = n as f64 / a.elapsed.as_secs_f64();
             eprintln!(
@@ -1089,9 +1130,10 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
         )
         .median_of(raw, |v| format!("{} msg/s", thousands(v)))
         .note(format!(
-            "{} events of ~{} B preloaded on tansu (loopback), {} partitions; preload at {} msg/s; clock from the first message to the last; not counted: the client's start to its first message (median {:.0} ms); middle half of the count {} msg/s",
+            "{} events of ~{} B preloaded on {}, {} partitions; preload at {} msg/s; clock from the first message to the last; not counted: the client's start to its first message (median {:.0} ms); middle half of the count {} msg/s",
             thousands(n as f64),
             data.bytes / data.events.max(1),
+            if args.brokers.is_some() { "the given broker" } else { "tansu (loopback)" },
             args.partitions,
             thousands(report.sent as f64 / report.elapsed.as_secs_f64()),
             median(&raw_starts),

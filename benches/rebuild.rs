@@ -539,7 +539,7 @@ struct Row {
 
 fn bench(args: &Args, peak_resets: bool) -> Result<Vec<Row>, String> {
     let broker = Broker::start()?;
-    eprintln!("rebuild bench: tansu at {}", broker.addr);
+    eprintln!("rebuild bench: {}", broker.describe());
     let kafka = kafka_config(&broker.addr)?;
     let mut rows = Vec::new();
     for (index, &n) in args.sizes.iter().enumerate() {

@@ -7,10 +7,14 @@
 #   Runs `cargo bench --bench pipeline -- ARGS` (the bench profile: release, debug info).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+GIVEN_BROKER=
 for arg in "$@"; do
-    case "$arg" in -h|--help) exec cargo bench --quiet --bench pipeline -- --help ;; esac
+    case "$arg" in
+        -h|--help) exec cargo bench --quiet --bench pipeline -- --help ;;
+        --brokers|--brokers=*) GIVEN_BROKER=1 ;;
+    esac
 done
-# The Kafka phases start tansu (scripts/start-tansu.sh installs it too); install it up front so
-# a failure shows before the long phases.
-bash scripts/install-tansu.sh >/dev/null
+# The Kafka phases start tansu unless given --brokers (scripts/start-tansu.sh installs it too);
+# install it up front so a failure shows before the long phases.
+[[ -n "$GIVEN_BROKER" ]] || bash scripts/install-tansu.sh >/dev/null
 exec cargo bench --bench pipeline -- "$@"

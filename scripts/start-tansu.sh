@@ -5,6 +5,8 @@
 #   prints the bootstrap address (127.0.0.1:PORT) on stdout once the port
 #   accepts connections. Fails (printing the log) after 30 s.
 #   Installs tansu via scripts/install-tansu.sh unless TANSU_BIN is set.
+#   TANSU_STORAGE=memory (the default) keeps the log in memory; TANSU_STORAGE=sqlite keeps it in
+#   STATE_DIR/tansu.db, which needs a tansu built with SQLite (scripts/install-tansu-sqlite.sh).
 # Stop with: scripts/stop-tansu.sh STATE_DIR
 set -euo pipefail
 
@@ -24,10 +26,16 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
 fi
 
 URL="tcp://127.0.0.1:$PORT"
+case "${TANSU_STORAGE:-memory}" in
+    memory) STORAGE="memory://tansu/" ;;
+    # tansu joins the URL's path to its working directory without its first slash: hence four.
+    sqlite) STORAGE="sqlite:///$DIR/tansu.db" ;;
+    *) echo "start-tansu: TANSU_STORAGE must be memory or sqlite, not ${TANSU_STORAGE}" >&2; exit 1 ;;
+esac
 # tansu also reads these from the environment (RUST_LOG=info logs ~4000 lines/s); keep stray values out.
 env -u CLUSTER_ID -u SCHEMA_REGISTRY -u OTEL_EXPORTER_OTLP_ENDPOINT -u RUST_LOG \
     "$TANSU" broker --listener-url "$URL" --advertised-listener-url "$URL" \
-    --storage-engine memory://tansu/ </dev/null >"$DIR/tansu.log" 2>&1 &
+    --storage-engine "$STORAGE" </dev/null >"$DIR/tansu.log" 2>&1 &
 PID=$!
 echo "$PID" >"$DIR/tansu.pid"
 echo "$PORT" >"$DIR/tansu.port"

@@ -1,8 +1,9 @@
 //! Phase 3 of benches/pipeline.rs, alert latency: events produced at a steady rate with
 //! `occurred_at` = now; every 10th opens a new key (an anomaly alert as soon as it is final),
 //! the rest go to 100 hot keys. Latency = probe sent -> its alert received by a consumer. Each
-//! run gets a fresh broker (tansu, or librdkafka's mock cluster for comparison), and beside the
-//! daemon runs the broker's own one-hop latency at the same rate (support/hop.rs).
+//! run gets a fresh broker (tansu, or librdkafka's mock cluster for comparison; with
+//! `--brokers`, fresh topics on the given broker), and beside the daemon runs the broker's own
+//! one-hop latency at the same rate (support/hop.rs).
 
 use super::*;
 
@@ -91,13 +92,14 @@ fn latency_run(
     run: &str,
     clients: &Fresh<'_>,
 ) -> Result<LatencyRun, String> {
-    let input = format!("lat-events-{run}");
-    let alerts = format!("lat-alerts-{run}");
-    let dlq = format!("lat-dlq-{run}");
-    for t in [&input, &alerts, &dlq] {
+    let id = &args.run_id;
+    let [input, alerts, dlq, checkpoints] =
+        ["events", "alerts", "dlq", "checkpoints"].map(|t| format!("lat-{t}-{id}-{run}"));
+    // The checkpoint topic too: not every broker creates a topic on its first produce.
+    for t in [&input, &alerts, &dlq, &checkpoints] {
         cluster.create_topic(t, args.lat_partitions)?;
     }
-    let group = format!("bench-latency-{run}");
+    let group = format!("bench-latency-{id}-{run}");
     let addr = cluster.addr();
     let config = DaemonSetup {
         addr: &addr,
@@ -105,6 +107,7 @@ fn latency_run(
         input: &input,
         alerts: &alerts,
         dlq: &dlq,
+        checkpoints: &checkpoints,
         idle_tick,
         commit_interval: &args.lat_commit_interval,
         delivery: &args.lat_delivery,
@@ -271,13 +274,18 @@ pub(super) const LAT_DAEMON_PRODUCER: &str = "linger.ms=5,socket.nagle.disable=t
 
 pub(super) fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
     let rt = runtime()?;
+    let name = match &args.brokers {
+        Some(addr) => format!("the broker at {addr}"),
+        None => "tansu".to_owned(),
+    };
     eprintln!(
-        "latency: a fresh tansu per run; {} ev/s, {} s warm-up + {} s measured per run; idle_tick variants {:?}; {}, commit_interval {}",
+        "latency: a fresh {} per run; {} ev/s, {} s warm-up + {} s measured per run; idle_tick variants {:?}; {}, commit_interval {}",
+        if args.brokers.is_some() { "set of topics" } else { "tansu" },
         args.rate, args.warmup, args.duration, args.lat_idle_ticks, args.lat_delivery, args.lat_commit_interval
     );
-    let tansu = Fresh {
-        name: "tansu",
-        start: &|| Ok(Box::new(Broker::start()?) as Box<dyn Cluster>),
+    let broker = Fresh {
+        name: &name,
+        start: &|| Ok(Box::new(args.broker()?) as Box<dyn Cluster>),
         load_producer: args.lat_load_producer.clone(),
         daemon_producer: args.lat_daemon_producer.clone(),
     };
@@ -291,7 +299,7 @@ pub(super) fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
             rates,
             notes,
             complete,
-        } = latency_runs(&rt, &tansu, args, idle_tick, &variant.to_string())?;
+        } = latency_runs(&rt, &broker, args, idle_tick, &variant.to_string())?;
         if variant > 0 {
             let (a, b, c) = (median(&p50), median(&p99), median(&max));
             let id = ["3d", "3e", "3f"][variant - 1];
@@ -310,7 +318,8 @@ pub(super) fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
             continue;
         }
         let settings = format!(
-            "partitions: {}, {} ev/s (achieved {:.0}), 1 in {} events opens a key; allowed_lateness 0s, idle_tick {idle_tick}, {}, commit_interval {}; consumers (daemon, reader) {}; load producer {}; daemon producer {} (idempotent, acks=all)",
+            "{}; partitions: {}, {} ev/s (achieved {:.0}), 1 in {} events opens a key; allowed_lateness 0s, idle_tick {idle_tick}, {}, commit_interval {}; consumers (daemon, reader) {}; load producer {}; daemon producer {} (idempotent, acks=all)",
+            broker.name,
             args.lat_partitions,
             args.rate,
             median(&rates),
@@ -318,8 +327,8 @@ pub(super) fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
             args.lat_delivery,
             args.lat_commit_interval,
             props_text(&args.lat_consumer),
-            props_text(&tansu.load_producer),
-            props_text(&tansu.daemon_producer),
+            props_text(&broker.load_producer),
+            props_text(&broker.daemon_producer),
         );
         let p99_median = median(&p99);
         rows.push(
@@ -342,7 +351,7 @@ pub(super) fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
         );
         rows.push(Row::new("3c", "alert latency max", "ms").median_of(max, ms));
     }
-    rows.push(broker_floor(&tansu, args)?);
+    rows.push(broker_floor(&broker, args)?);
     rows.extend(mock_comparison(&rt, args)?);
     Ok(rows)
 }
@@ -442,7 +451,7 @@ const MOCK_DAEMON_PRODUCER: &str = "linger.ms=1,socket.nagle.disable=true";
 /// Starts a broker for one run: tansu keeps every message in memory and slows down as it
 /// fills, so each run gets a fresh one and no run pays for the ones before it.
 struct Fresh<'a> {
-    name: &'static str,
+    name: &'a str,
     start: &'a dyn Fn() -> Result<Box<dyn Cluster>, String>,
     /// The load producer's properties on this kind of broker.
     load_producer: Props,
@@ -450,7 +459,7 @@ struct Fresh<'a> {
     daemon_producer: Props,
 }
 
-/// Where the latency phase runs: tansu, or the in-process mock cluster.
+/// Where the latency phase runs: tansu (or a given broker), or the in-process mock cluster.
 trait Cluster {
     fn addr(&self) -> String;
     fn create_topic(&self, name: &str, partitions: u32) -> Result<(), String>;
@@ -484,7 +493,7 @@ fn broker_floor(fresh: &Fresh<'_>, args: &Args) -> Result<Row, String> {
     let (mut p50, mut p99, mut max, mut missing) = (vec![], vec![], vec![], 0);
     for run in 1..=args.runs {
         let cluster = (fresh.start)()?;
-        let topic = format!("lat-hop-{run}");
+        let topic = format!("lat-hop-{}-{run}", args.run_id);
         cluster.create_topic(&topic, args.lat_partitions)?;
         let addr = cluster.addr();
         let h = hop::measure(&hop::HopSetup {
