@@ -332,3 +332,32 @@ async fn a_backlog_is_committed_while_it_is_consumed_and_shutdown_does_not_wait_
         summary.messages
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_written_topic_stops_the_daemon_at_start_and_names_it() {
+    let b = broker_with_topics();
+    let mut config = config(&b.addr, "missing-topic");
+    config.kafka.checkpoint_topic = "checkpoints-never-created".into();
+    // As on a broker that does not create topics on first use: tansu does, unless the
+    // producer's metadata request asks it not to.
+    config
+        .kafka
+        .producer
+        .insert("allow.auto.create.topics".into(), "false".into());
+    let (_trigger, stop) = shutdown::channel();
+    let running = service::start(config, stop).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(30), running.task)
+        .await
+        .expect("the daemon stops at start, not at its first commit or never")
+        .unwrap();
+    let error = ended
+        .expect_err("a topic it writes to is missing")
+        .to_string();
+    assert!(
+        error.contains("checkpoints-never-created") && error.contains("create the topics first"),
+        "{error}"
+    );
+    for present in ["alerts", "dead-letters"] {
+        assert!(!error.contains(&format!("{present} (")), "{error}");
+    }
+}

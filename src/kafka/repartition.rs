@@ -85,6 +85,7 @@ pub async fn run(
     let member = member::join(
         &kafka,
         &config.kafka.input_topics,
+        std::slice::from_ref(&topic),
         Roles {
             consumer: "repartition consumer",
             producer: "repartition producer",
