@@ -440,6 +440,16 @@ mod tests {
         "lot":"L2026-41","region":"US-CA","severity":{"injuries":1,"deaths":0,"fire":false,"crash":false},
         "incident_date":"2026-11-20","text":"Lid popped open","new_field":{"x":1}}"#;
 
+    /// metrics is a leaf that imports nothing from the stages, so it spells the label values
+    /// out; they must stay the reasons and channels this module reports.
+    #[test]
+    fn metric_label_values_are_the_bad_reasons_and_channels() {
+        let reasons: Vec<&str> = BadReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(reasons, crate::metrics::BAD_REASONS);
+        let channels: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(channels, crate::metrics::CHANNELS);
+    }
+
     /// Bytes that are not UTF-8 are invalid JSON, with std's message and position; valid
     /// multi-byte text passes the vectorised check.
     #[test]
