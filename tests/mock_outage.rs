@@ -1,5 +1,6 @@
 //! Fault injection with librdkafka's in-process mock cluster: the broker goes down mid-stream and
-//! comes back, or answers slowly; the daemon neither crashes nor loses or repeats an alert.
+//! comes back, answers slowly, or refuses commits for longer than a commit call waits; the
+//! daemon neither crashes nor loses or repeats an alert.
 
 mod broker;
 
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::ClientConfig;
 use recall_radar::alert::{Alert, Status};
 use recall_radar::config::{Config, RawConfig};
@@ -191,6 +193,59 @@ async fn alerts_caused_while_a_slow_commit_runs_go_out_with_the_next() {
     cluster
         .broker_round_trip_time(1, Duration::from_millis(0))
         .unwrap();
+    assert_same_firing_alerts(&config, &lines, &addr, summary.alerts as usize, false);
+}
+
+/// The transaction coordinator answers every commit (EndTxn) with CONCURRENT_TRANSACTIONS for
+/// longer than the daemon's 30 s call timeout. librdkafka goes on retrying in the background
+/// and asks for the commit call to be made again; the daemon makes it, and when the coordinator
+/// answers again every alert is out once. (Until this was fixed, the daemon aborted instead, the
+/// abort was refused as a conflicting call and the daemon stopped.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_outlasts_the_call_timeout_is_waited_for() {
+    let cluster = cluster_with_topics();
+    let addr = cluster.bootstrap_servers();
+    let lines = nhtsa(1000);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    send(&producer, &lines).await;
+    send_sentinels(&producer).await;
+    let text = format!(
+        "[detector]\nallowed_lateness = \"30s\"\n[kafka]\nbrokers = \"{addr}\"\ninput_topics = [\"events\"]\nalert_topic = \"alerts\"\ndlq_topic = \"dead-letters\"\ndelivery = \"exactly-once\"\n[kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n[daemon]\nidle_tick = \"100ms\"\ncommit_interval = \"100ms\"\ngrace_period = \"30s\"\n[admin]\naddr = \"\"\n"
+    );
+    let config = Config::from_raw(&RawConfig::parse(&text, "t").unwrap()).unwrap();
+    // Far more errors than 35 s of retries use up (librdkafka backs off up to 1 s a retry).
+    cluster.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS; 10_000],
+    );
+    let (trigger, stop) = shutdown::channel();
+    let running = service::start(config.clone(), stop).await.unwrap();
+    let until = Instant::now() + Duration::from_secs(35);
+    while Instant::now() < until {
+        assert!(
+            !running.task.is_finished(),
+            "the daemon stopped while its commit was retried"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        running
+            .services
+            .metrics
+            .commits
+            .with_label_values(&["committed"])
+            .get(),
+        0,
+        "no commit can have finished while the coordinator refused them"
+    );
+    cluster.clear_request_errors(RDKafkaApiKey::EndTxn);
+    let total = lines.len() as u64 + PARTITIONS as u64;
+    let summary = consume_then_stop(running, trigger, total, Duration::from_secs(60)).await;
+    assert_eq!(summary.late, 0);
     assert_same_firing_alerts(&config, &lines, &addr, summary.alerts as usize, false);
 }
 

@@ -101,6 +101,30 @@ fn is_fatal(error: &KafkaError) -> bool {
     matches!(error, KafkaError::Transaction(e) if e.is_fatal())
 }
 
+/// Runs one of librdkafka's transactional calls (send offsets, commit, abort) until it finishes.
+/// Such a call that times out goes on in the background and returns a retriable error, and the
+/// same call must then be made again: librdkafka refuses any other (an abort while a commit is
+/// under way is a "conflicting API call"). Before this, a commit that outlasted `CALL_TIMEOUT`
+/// was aborted, the abort was refused, and the daemon stopped.
+async fn until_finished(
+    what: &'static str,
+    call: impl FnOnce() -> Result<(), KafkaError> + Clone + Send + 'static,
+) -> Result<(), KafkaError> {
+    loop {
+        match blocking(call.clone()).await {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+                tracing::warn!(call = what, error = %e, "Transaction call not finished; making it again.");
+                // A retriable error that comes at once (not a timeout) must not spin.
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// The pause before a transactional call that failed retriably is made again.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
 ) -> Result<T, KafkaError> {
@@ -272,7 +296,7 @@ impl Outbox {
             return Ok(());
         }
         let p = self.link.producer.clone();
-        blocking(move || p.abort_transaction(CALL_TIMEOUT))
+        until_finished("abort", move || p.abort_transaction(CALL_TIMEOUT))
             .await
             .map_err(CommitError::Fatal)?;
         self.in_transaction = false;
@@ -326,12 +350,16 @@ impl Link {
             self.send_checkpoints(checkpoints).await?;
             if !offsets.is_empty() {
                 let tpl = offset_list(offsets)?;
-                let group = self.consumer.group_metadata().ok_or(KafkaError::Canceled)?;
+                // Shared: each repeat of the call needs it (the metadata is not Clone).
+                let group = Arc::new(self.consumer.group_metadata().ok_or(KafkaError::Canceled)?);
                 let p = self.producer.clone();
-                blocking(move || p.send_offsets_to_transaction(&tpl, &group, CALL_TIMEOUT)).await?;
+                until_finished("send offsets", move || {
+                    p.send_offsets_to_transaction(&tpl, &group, CALL_TIMEOUT)
+                })
+                .await?;
             }
             let p = self.producer.clone();
-            blocking(move || p.commit_transaction(CALL_TIMEOUT)).await
+            until_finished("commit", move || p.commit_transaction(CALL_TIMEOUT)).await
         }
         .await;
         let Err(error) = result else {
@@ -342,7 +370,7 @@ impl Link {
         }
         tracing::warn!(%error, "Commit failed; aborting the transaction.");
         let p = self.producer.clone();
-        match blocking(move || p.abort_transaction(CALL_TIMEOUT)).await {
+        match until_finished("abort", move || p.abort_transaction(CALL_TIMEOUT)).await {
             Ok(()) => Err(CommitError::Aborted(error)),
             Err(abort) => Err(CommitError::Fatal(abort)),
         }
@@ -418,16 +446,22 @@ impl Link {
         offsets: &[(TopicPartition, i64)],
     ) -> Result<(), CommitError> {
         let tpl = offset_list(offsets).map_err(CommitError::Fatal)?;
-        let group = self
-            .consumer
-            .group_metadata()
-            .ok_or(CommitError::Fatal(KafkaError::Canceled))?;
+        let group = Arc::new(
+            self.consumer
+                .group_metadata()
+                .ok_or(CommitError::Fatal(KafkaError::Canceled))?,
+        );
         let p = self.producer.clone();
-        let result = blocking(move || {
-            p.begin_transaction()?;
-            p.send_offsets_to_transaction(&tpl, &group, CALL_TIMEOUT)?;
-            p.commit_transaction(CALL_TIMEOUT)
-        })
+        let result = async {
+            let begin = p.clone();
+            blocking(move || begin.begin_transaction()).await?;
+            let send = p.clone();
+            until_finished("send offsets", move || {
+                send.send_offsets_to_transaction(&tpl, &group, CALL_TIMEOUT)
+            })
+            .await?;
+            until_finished("commit", move || p.commit_transaction(CALL_TIMEOUT)).await
+        }
         .await;
         match result {
             Ok(()) => Ok(()),
@@ -435,7 +469,7 @@ impl Link {
             Err(error) => {
                 tracing::warn!(%error, "Committing offsets again failed; aborting that transaction.");
                 let p = self.producer.clone();
-                blocking(move || p.abort_transaction(CALL_TIMEOUT))
+                until_finished("abort", move || p.abort_transaction(CALL_TIMEOUT))
                     .await
                     .map_err(CommitError::Fatal)
             }
