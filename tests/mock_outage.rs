@@ -249,6 +249,36 @@ async fn a_commit_that_outlasts_the_call_timeout_is_waited_for() {
     assert_same_firing_alerts(&config, &lines, &addr, summary.alerts as usize, false);
 }
 
+/// A broker that does not offer EndTxn (as a tansu build here did not) answers every commit
+/// with a retriable error at once. The daemon makes the call again for a few seconds, then
+/// stops with the broker's reason, rather than trying for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_without_end_txn_stops_the_daemon_with_the_reason() {
+    let cluster = cluster_with_topics();
+    cluster
+        .apiversion(RDKafkaApiKey::EndTxn, None, None)
+        .unwrap();
+    let addr = cluster.bootstrap_servers();
+    let lines = nhtsa(50);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .create()
+        .unwrap();
+    send(&producer, &lines).await;
+    let text = format!(
+        "[kafka]\nbrokers = \"{addr}\"\ninput_topics = [\"events\"]\nalert_topic = \"alerts\"\ndlq_topic = \"dead-letters\"\ndelivery = \"exactly-once\"\n[kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n[daemon]\ngrace_period = \"5s\"\n[admin]\naddr = \"\"\n"
+    );
+    let config = Config::from_raw(&RawConfig::parse(&text, "t").unwrap()).unwrap();
+    let (_trigger, stop) = shutdown::channel();
+    let running = service::start(config, stop).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(60), running.task)
+        .await
+        .expect("the daemon stops instead of retrying the commit for ever")
+        .unwrap();
+    let error = ended.expect_err("no commit can succeed").to_string();
+    assert!(error.contains("not supported"), "{error}");
+}
+
 /// The firing alerts on the alert topic are those one engine gives for `lines`; `repeats`:
 /// whether one may be published more than once (redeliveries through an outage).
 fn assert_same_firing_alerts(

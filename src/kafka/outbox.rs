@@ -28,6 +28,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
@@ -61,6 +62,12 @@ pub enum CommitError {
     /// or a fatal broker error).
     #[error("cannot commit: {0}")]
     Fatal(KafkaError),
+    /// A commit failed and so did the abort that followed: the producer cannot go on.
+    #[error("cannot commit ({commit}), nor abort the transaction ({abort})")]
+    Unabortable {
+        commit: KafkaError,
+        abort: KafkaError,
+    },
 }
 
 /// What a commit needs of the outbox: cloned into the task that runs it.
@@ -105,14 +112,24 @@ fn is_fatal(error: &KafkaError) -> bool {
 /// Such a call that times out goes on in the background and returns a retriable error, and the
 /// same call must then be made again: librdkafka refuses any other (an abort while a commit is
 /// under way is a "conflicting API call"). Before this, a commit that outlasted `CALL_TIMEOUT`
-/// was aborted, the abort was refused, and the daemon stopped.
+/// was aborted, the abort was refused, and the daemon stopped. A timeout is waited out for as
+/// long as it lasts; other retriable errors come back at once, and after `QUICK_RETRIES` of
+/// them the error is returned (a broker without transactions answers every commit with one:
+/// "EndTxnRequest not supported").
 async fn until_finished(
     what: &'static str,
     call: impl FnOnce() -> Result<(), KafkaError> + Clone + Send + 'static,
 ) -> Result<(), KafkaError> {
+    let mut quick = 0;
     loop {
         match blocking(call.clone()).await {
             Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+                if e.code() != RDKafkaErrorCode::OperationTimedOut {
+                    quick += 1;
+                    if quick > QUICK_RETRIES {
+                        return Err(KafkaError::Transaction(e));
+                    }
+                }
                 tracing::warn!(call = what, error = %e, "Transaction call not finished; making it again.");
                 // A retriable error that comes at once (not a timeout) must not spin.
                 tokio::time::sleep(RETRY_PAUSE).await;
@@ -124,6 +141,9 @@ async fn until_finished(
 
 /// The pause before a transactional call that failed retriably is made again.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// Retriable errors other than timeouts that a transactional call may return in a row before
+/// the error stands: 25 at `RETRY_PAUSE` apart, about 5 s.
+const QUICK_RETRIES: u32 = 25;
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
@@ -372,7 +392,10 @@ impl Link {
         let p = self.producer.clone();
         match until_finished("abort", move || p.abort_transaction(CALL_TIMEOUT)).await {
             Ok(()) => Err(CommitError::Aborted(error)),
-            Err(abort) => Err(CommitError::Fatal(abort)),
+            Err(abort) => Err(CommitError::Unabortable {
+                commit: error,
+                abort,
+            }),
         }
     }
 

@@ -96,7 +96,7 @@ impl Daemon {
         };
         if !matches!(
             outcome,
-            Err(CommitError::Aborted(_) | CommitError::Fatal(_))
+            Err(CommitError::Aborted(_) | CommitError::Fatal(_) | CommitError::Unabortable { .. })
         ) {
             // Alerts held while the commit ran go out now, not with the next send or commit.
             self.outbox
@@ -112,7 +112,7 @@ impl Daemon {
             Err(CommitError::NotCommitted(_)) => {
                 commits.with_label_values(&["not_committed"]).inc()
             }
-            Err(CommitError::Fatal(_)) => {}
+            Err(CommitError::Fatal(_) | CommitError::Unabortable { .. }) => {}
         }
         match outcome {
             Ok(()) => {}
