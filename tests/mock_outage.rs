@@ -67,6 +67,29 @@ fn cluster_with_topics() -> MockCluster<'static, DefaultProducerContext> {
     cluster
 }
 
+/// A mock cluster holding `lines` and the sentinels, and the config of an exactly-once daemon
+/// on it; `consumer`: more `[kafka.consumer]` lines, `commit_interval`: the daemon's.
+async fn loaded_for_exactly_once(
+    lines: &[String],
+    consumer: &str,
+    commit_interval: &str,
+) -> (MockCluster<'static, DefaultProducerContext>, String, Config) {
+    let cluster = cluster_with_topics();
+    let addr = cluster.bootstrap_servers();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    send(&producer, lines).await;
+    send_sentinels(&producer).await;
+    let text = format!(
+        "[detector]\nallowed_lateness = \"30s\"\n[kafka]\nbrokers = \"{addr}\"\ninput_topics = [\"events\"]\nalert_topic = \"alerts\"\ndlq_topic = \"dead-letters\"\ndelivery = \"exactly-once\"\n[kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n{consumer}\n[daemon]\nidle_tick = \"100ms\"\ncommit_interval = \"{commit_interval}\"\ngrace_period = \"30s\"\n[admin]\naddr = \"\"\n"
+    );
+    let config = Config::from_raw(&RawConfig::parse(&text, "t").unwrap()).unwrap();
+    (cluster, addr, config)
+}
+
 /// Waits (up to `within`) until the daemon has consumed `total` events, lets its last alerts
 /// be committed, then stops it and returns its summary.
 async fn consume_then_stop(
@@ -164,20 +187,9 @@ async fn broker_down_then_up_loses_no_alert() {
 /// the next transaction. Each alert once, none lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_caused_while_a_slow_commit_runs_go_out_with_the_next() {
-    let cluster = cluster_with_topics();
-    let addr = cluster.bootstrap_servers();
     let lines = nhtsa(1000);
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &addr)
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    send(&producer, &lines).await;
-    send_sentinels(&producer).await;
-    let text = format!(
-        "[detector]\nallowed_lateness = \"30s\"\n[kafka]\nbrokers = \"{addr}\"\ninput_topics = [\"events\"]\nalert_topic = \"alerts\"\ndlq_topic = \"dead-letters\"\ndelivery = \"exactly-once\"\n[kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n\"max.partition.fetch.bytes\" = \"16384\"\n[daemon]\nidle_tick = \"100ms\"\ncommit_interval = \"50ms\"\ngrace_period = \"30s\"\n[admin]\naddr = \"\"\n"
-    );
-    let config = Config::from_raw(&RawConfig::parse(&text, "t").unwrap()).unwrap();
+    let (cluster, addr, config) =
+        loaded_for_exactly_once(&lines, "\"max.partition.fetch.bytes\" = \"16384\"", "50ms").await;
     cluster
         .broker_round_trip_time(1, Duration::from_millis(20))
         .unwrap();
@@ -203,20 +215,8 @@ async fn alerts_caused_while_a_slow_commit_runs_go_out_with_the_next() {
 /// abort was refused as a conflicting call and the daemon stopped.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_that_outlasts_the_call_timeout_is_waited_for() {
-    let cluster = cluster_with_topics();
-    let addr = cluster.bootstrap_servers();
     let lines = nhtsa(1000);
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &addr)
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    send(&producer, &lines).await;
-    send_sentinels(&producer).await;
-    let text = format!(
-        "[detector]\nallowed_lateness = \"30s\"\n[kafka]\nbrokers = \"{addr}\"\ninput_topics = [\"events\"]\nalert_topic = \"alerts\"\ndlq_topic = \"dead-letters\"\ndelivery = \"exactly-once\"\n[kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n[daemon]\nidle_tick = \"100ms\"\ncommit_interval = \"100ms\"\ngrace_period = \"30s\"\n[admin]\naddr = \"\"\n"
-    );
-    let config = Config::from_raw(&RawConfig::parse(&text, "t").unwrap()).unwrap();
+    let (cluster, addr, config) = loaded_for_exactly_once(&lines, "", "100ms").await;
     // Far more errors than 35 s of retries use up (librdkafka backs off up to 1 s a retry).
     cluster.request_errors(
         RDKafkaApiKey::EndTxn,
