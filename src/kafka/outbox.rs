@@ -19,7 +19,8 @@
 //! A commit runs in a task of its own while the caller goes on consuming ([`Outbox::start_commit`],
 //! [`Outbox::finished`]): a transaction being committed takes no new records, so records sent
 //! meanwhile are held and released into the next one. librdkafka's transaction calls block;
-//! they run on the blocking thread pool.
+//! they run on the blocking thread pool, and one that times out (it goes on in the background)
+//! is made again until it ends (`until_finished`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
