@@ -172,6 +172,20 @@ impl KafkaConfig {
             None => self.input_topics.clone(),
         }
     }
+
+    /// The topics detection writes to: alerts, dead letters, late events (the dead-letter
+    /// topic unless set apart) and checkpoints.
+    pub fn detection_writes(&self) -> Vec<String> {
+        let mut writes = vec![
+            self.alert_topic.clone(),
+            self.dlq_topic.clone(),
+            self.late_topic.clone(),
+            self.checkpoint_topic.clone(),
+        ];
+        // `late_topic` is `dlq_topic` when not set apart: the two stand side by side.
+        writes.dedup();
+        writes
+    }
 }
 
 /// How alerts, checkpoints and input offsets reach Kafka.
@@ -456,6 +470,29 @@ mod tests {
         assert_eq!(c.detector.allowed_lateness, Span::from_secs(3600));
         assert_eq!(c.kafka.late_topic, c.kafka.dlq_topic);
         assert_eq!(c.admin_addr.unwrap().port(), 9898);
+    }
+
+    #[test]
+    fn detection_writes_each_topic_once() {
+        let c = check("").unwrap();
+        assert_eq!(
+            c.kafka.detection_writes(),
+            [
+                "recall-alerts",
+                "recall-radar-dead-letters",
+                "recall-radar-checkpoints"
+            ]
+        );
+        let c = check("[kafka]\nlate_topic = \"late\"\n").unwrap();
+        assert_eq!(
+            c.kafka.detection_writes(),
+            [
+                "recall-alerts",
+                "recall-radar-dead-letters",
+                "late",
+                "recall-radar-checkpoints"
+            ]
+        );
     }
 
     #[test]

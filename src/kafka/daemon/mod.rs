@@ -133,18 +133,10 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) -> Result<RunSummary, DaemonError> {
     let detection_topics = config.kafka.detection_topics();
-    let k = &config.kafka;
-    let mut writes = vec![
-        k.alert_topic.clone(),
-        k.dlq_topic.clone(),
-        k.late_topic.clone(),
-        k.checkpoint_topic.clone(),
-    ];
-    writes.dedup();
     let member = member::join(
         &config.kafka,
         &detection_topics,
-        &writes,
+        &config.kafka.detection_writes(),
         Roles {
             consumer: "consumer",
             producer: "producer",
