@@ -869,7 +869,7 @@ fn raw_consume(
                 count += 1;
                 bytes += m.payload_len();
                 // Only the marks read the clock: per message it would slow the count.
-                if count == 1 || count == n / 4 || count == 3 * n / 4 {
+                if progress.marks(count) {
                     progress.see(count, Instant::now());
                 }
             }
@@ -1133,7 +1133,7 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
             "{} events of ~{} B preloaded on {}, {} partitions; preload at {} msg/s; clock from the first message to the last; not counted: the client's start to its first message (median {:.0} ms); middle half of the count {} msg/s",
             thousands(n as f64),
             data.bytes / data.events.max(1),
-            if args.brokers.is_some() { "the given broker" } else { "tansu (loopback)" },
+            broker.describe(),
             args.partitions,
             thousands(report.sent as f64 / report.elapsed.as_secs_f64()),
             median(&raw_starts),

@@ -274,13 +274,12 @@ pub(super) const LAT_DAEMON_PRODUCER: &str = "linger.ms=5,socket.nagle.disable=t
 
 pub(super) fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
     let rt = runtime()?;
-    let name = match &args.brokers {
-        Some(addr) => format!("the broker at {addr}"),
-        None => "tansu".to_owned(),
+    let (name, fresh) = match &args.brokers {
+        Some(addr) => (format!("the broker at {addr}"), "set of topics"),
+        None => ("tansu".to_owned(), "tansu"),
     };
     eprintln!(
-        "latency: a fresh {} per run; {} ev/s, {} s warm-up + {} s measured per run; idle_tick variants {:?}; {}, commit_interval {}",
-        if args.brokers.is_some() { "set of topics" } else { "tansu" },
+        "latency: a fresh {fresh} per run; {} ev/s, {} s warm-up + {} s measured per run; idle_tick variants {:?}; {}, commit_interval {}",
         args.rate, args.warmup, args.duration, args.lat_idle_ticks, args.lat_delivery, args.lat_commit_interval
     );
     let broker = Fresh {

@@ -24,6 +24,17 @@ impl Progress {
         }
     }
 
+    /// Whether `count` is one of the counts `see` marks: a caller that reads the clock only
+    /// there (a clock reading a message would slow a tight count) misses none.
+    pub fn marks(&self, count: u64) -> bool {
+        self.points().contains(&count)
+    }
+
+    /// The counts of the first message, a quarter and three quarters.
+    fn points(&self) -> [u64; 3] {
+        [1, self.n / 4, 3 * self.n / 4]
+    }
+
     /// `count` messages were counted by `now`.
     pub fn see(&mut self, count: u64, now: Instant) {
         let mark = |slot: &mut Option<Instant>, at: u64| {
@@ -31,16 +42,18 @@ impl Progress {
                 *slot = Some(now);
             }
         };
-        mark(&mut self.first, 1);
-        mark(&mut self.quarter, self.n / 4);
-        mark(&mut self.three_quarters, 3 * self.n / 4);
+        let [first, quarter, three_quarters] = self.points();
+        mark(&mut self.first, first);
+        mark(&mut self.quarter, quarter);
+        mark(&mut self.three_quarters, three_quarters);
     }
 
     /// Messages a second between the quarter and three quarters marks; NaN if not both seen.
     pub fn middle_rate(&self) -> f64 {
+        let [_, quarter, three_quarters] = self.points();
         match (self.quarter, self.three_quarters) {
             (Some(a), Some(b)) if b > a => {
-                (3 * self.n / 4 - self.n / 4) as f64 / (b - a).as_secs_f64()
+                (three_quarters - quarter) as f64 / (b - a).as_secs_f64()
             }
             _ => f64::NAN,
         }
