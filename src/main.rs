@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -477,14 +478,19 @@ fn cmd_run(args: RunArgs) -> Result<()> {
     let mut raw = args.detector.raw()?;
     args.kafka.apply(&mut raw);
     let config = Config::from_raw(&raw)?;
-    runtime()?.block_on(async {
+    let runtime = runtime()?;
+    let ran = runtime.block_on(async {
         let (trigger, shutdown) = shutdown::channel();
         shutdown::on_signals(trigger).context("cannot install signal handlers")?;
         let running = service::start(config, shutdown).await?;
         let summary = running.task.await.context("daemon task panicked")??;
         tracing::info!(?summary, "Exiting.");
         Ok(())
-    })
+    });
+    // After the grace period ran out a Kafka call may still be blocking a thread (it has its
+    // own timeout of up to 30 s); dropping the runtime would wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    ran
 }
 
 fn cmd_produce(args: ProduceArgs) -> Result<()> {

@@ -1,9 +1,12 @@
 //! Fault injection with librdkafka's in-process mock cluster: the broker goes down mid-stream and
 //! comes back, answers slowly, or refuses commits for longer than a commit call waits; the
-//! daemon neither crashes nor loses or repeats an alert.
+//! daemon neither crashes nor loses or repeats an alert, and a SIGTERM meanwhile still ends it
+//! within its grace period.
 
 mod broker;
 
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
@@ -73,7 +76,11 @@ async fn loaded_for_exactly_once(
     lines: &[String],
     consumer: &str,
     commit_interval: &str,
-) -> (MockCluster<'static, DefaultProducerContext>, String, Config) {
+) -> (
+    MockCluster<'static, DefaultProducerContext>,
+    String,
+    RawConfig,
+) {
     let cluster = cluster_with_topics();
     let addr = cluster.bootstrap_servers();
     let producer: FutureProducer = ClientConfig::new()
@@ -86,8 +93,11 @@ async fn loaded_for_exactly_once(
     let text = format!(
         "[detector]\nallowed_lateness = \"30s\"\n[kafka]\nbrokers = \"{addr}\"\ninput_topics = [\"events\"]\nalert_topic = \"alerts\"\ndlq_topic = \"dead-letters\"\ndelivery = \"exactly-once\"\n[kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n{consumer}\n[daemon]\nidle_tick = \"100ms\"\ncommit_interval = \"{commit_interval}\"\ngrace_period = \"30s\"\n[admin]\naddr = \"\"\n"
     );
-    let config = Config::from_raw(&RawConfig::parse(&text, "t").unwrap()).unwrap();
-    (cluster, addr, config)
+    (cluster, addr, RawConfig::parse(&text, "t").unwrap())
+}
+
+fn valid(raw: &RawConfig) -> Config {
+    Config::from_raw(raw).unwrap()
 }
 
 /// Waits (up to `within`) until the daemon has consumed `total` events, lets its last alerts
@@ -188,8 +198,9 @@ async fn broker_down_then_up_loses_no_alert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_caused_while_a_slow_commit_runs_go_out_with_the_next() {
     let lines = nhtsa(1000);
-    let (cluster, addr, config) =
+    let (cluster, addr, raw) =
         loaded_for_exactly_once(&lines, "\"max.partition.fetch.bytes\" = \"16384\"", "50ms").await;
+    let config = valid(&raw);
     cluster
         .broker_round_trip_time(1, Duration::from_millis(20))
         .unwrap();
@@ -216,7 +227,8 @@ async fn alerts_caused_while_a_slow_commit_runs_go_out_with_the_next() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_that_outlasts_the_call_timeout_is_waited_for() {
     let lines = nhtsa(1000);
-    let (cluster, addr, config) = loaded_for_exactly_once(&lines, "", "100ms").await;
+    let (cluster, addr, raw) = loaded_for_exactly_once(&lines, "", "100ms").await;
+    let config = valid(&raw);
     // Far more errors than 35 s of retries use up (librdkafka backs off up to 1 s a retry).
     cluster.request_errors(
         RDKafkaApiKey::EndTxn,
@@ -247,6 +259,70 @@ async fn a_commit_that_outlasts_the_call_timeout_is_waited_for() {
     let summary = consume_then_stop(running, trigger, total, Duration::from_secs(60)).await;
     assert_eq!(summary.late, 0);
     assert_same_firing_alerts(&config, &lines, &addr, summary.alerts as usize, false);
+}
+
+/// SIGTERM while the loop waits inside a step still ends the process within the grace period.
+/// Here the coordinator refuses every EndTxn, so the first commit runs for as long as the
+/// refusal lasts (its blocking call returns only at its own 30-s timeout, then is made again),
+/// and with `confirm_offsets` the loop waits for it. The process exits with code 1, and what
+/// was not committed is consumed again after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_loop_waits_for_a_commit_exits_within_the_grace_period() {
+    let lines = nhtsa(200);
+    let (cluster, _addr, mut raw) = loaded_for_exactly_once(&lines, "", "100ms").await;
+    raw.kafka.confirm_offsets = true;
+    let grace = Duration::from_secs(3);
+    raw.daemon.grace_period = "3s".into();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rr.toml");
+    std::fs::write(&file, toml::to_string(&raw).unwrap()).unwrap();
+    cluster.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS; 10_000],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recall-radar"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !log.contains("Partitions assigned") {
+        assert!(Instant::now() < deadline, "never assigned: {log}");
+        stderr.read_line(&mut log).unwrap();
+    }
+    // Consumed (200 events take milliseconds), and the first commit is under way.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the daemon ended early"
+    );
+    let signalled = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if signalled.elapsed() > grace + Duration::from_secs(5) {
+            child.kill().unwrap();
+            panic!("no exit within the grace period of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = signalled.elapsed();
+    stderr.read_to_string(&mut log).unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("grace period"), "{log}");
+    assert!(
+        took >= grace,
+        "exited after {took:?}, before the grace period ran out"
+    );
 }
 
 /// A broker that does not offer EndTxn (as a tansu build here did not) answers every commit

@@ -127,7 +127,33 @@ impl Equivalent<TopicPartition> for PartitionRef<'_> {
 const RECV_BATCH: usize = 64;
 
 /// Runs until `shutdown` fires, then drains within the grace period.
+///
+/// The grace period counts from the signal, wherever the loop is then: a wait inside one of its
+/// steps (a commit or abort through a broker outage, a full producer queue, a partition being
+/// rebuilt) does not postpone it. When it runs out, what was not committed is dropped, to be
+/// consumed again after the restart.
 pub async fn run(
+    config: Config,
+    services: Services,
+    shutdown: Shutdown,
+) -> Result<RunSummary, DaemonError> {
+    let grace = config.daemon.grace_period.as_std();
+    let mut signalled = shutdown.clone();
+    let deadline = async move {
+        signalled.wait().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        biased;
+        ran = run_until_drained(config, services, shutdown) => ran,
+        () = deadline => {
+            tracing::error!(grace = ?grace, "Shutdown did not finish within the grace period; stopping now.");
+            Err(DaemonError::GraceExpired)
+        }
+    }
+}
+
+async fn run_until_drained(
     config: Config,
     services: Services,
     mut shutdown: Shutdown,
@@ -525,22 +551,15 @@ impl Daemon {
         Ok(())
     }
 
-    /// Stop fetching, commit with fresh checkpoints and flush: within the grace period.
+    /// Stop fetching, commit with fresh checkpoints and flush (`run` holds this to the grace
+    /// period).
     async fn drain(mut self) -> Result<RunSummary, DaemonError> {
         let grace = self.config.daemon.grace_period.as_std();
         tracing::info!(grace = ?grace, "Draining.");
         self.consumer.context().closing();
-        let done = tokio::time::timeout(grace, async {
-            self.commit(true).await?;
-            if let Err(e) = self.outbox.flush(grace).await {
-                tracing::warn!(error = %e, "Producer flush incomplete.");
-            }
-            Ok::<(), DaemonError>(())
-        })
-        .await;
-        match done {
-            Err(_) => return Err(DaemonError::GraceExpired),
-            Ok(result) => result?,
+        self.commit(true).await?;
+        if let Err(e) = self.outbox.flush(grace).await {
+            tracing::warn!(error = %e, "Producer flush incomplete.");
         }
         self.consumer.unsubscribe();
         self.summary.held = self.outbox.held_total();
