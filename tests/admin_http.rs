@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Names `/metrics` must expose (the contract with `deploy/`).
-const METRIC_NAMES: [&str; 23] = [
+const METRIC_NAMES: [&str; 24] = [
     "recall_radar_events_consumed_total",
     "recall_radar_events_bad_total",
     "recall_radar_events_late_total",
@@ -34,6 +34,7 @@ const METRIC_NAMES: [&str; 23] = [
     "recall_radar_producer_queue_messages",
     "recall_radar_rebalances_total",
     "recall_radar_partitions_assigned",
+    "recall_radar_input_paused",
     "recall_radar_commits_total",
     "recall_radar_checkpoints_written_total",
     "recall_radar_offsets_recommitted_total",

@@ -261,6 +261,57 @@ async fn a_commit_that_outlasts_the_call_timeout_is_waited_for() {
     assert_same_firing_alerts(&config, &lines, &addr, summary.alerts as usize, false);
 }
 
+/// While the broker takes no writes a commit cannot finish, and what the loop sends meanwhile
+/// waits in memory: at `daemon.max_held_records` the input is paused. Once the broker takes
+/// writes again the input resumes, and every alert is published, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_input_pauses_while_a_commit_that_cannot_finish_holds_too_much() {
+    let lines = nhtsa(300);
+    let (cluster, addr, mut raw) = loaded_for_exactly_once(&lines, "", "100ms").await;
+    // The mock cluster answers a fetch with one stored batch, here one event, so the input
+    // takes seconds to consume and commits start while most of it waits.
+    cluster
+        .broker_round_trip_time(1, Duration::from_millis(20))
+        .unwrap();
+    // At least once, the commit waits for its alerts' acknowledgements, for as long as the
+    // broker refuses them; exactly once, the transaction's own timeout would end it first.
+    raw.kafka.delivery = "at-least-once".into();
+    raw.daemon.max_held_records = 20;
+    let config = valid(&raw);
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 10_000],
+    );
+    let (trigger, stop) = shutdown::channel();
+    let running = service::start(config.clone(), stop).await.unwrap();
+    let metrics = running.services.metrics.clone();
+    let consumed = || metrics.events_consumed.with_label_values(&["web"]).get();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metrics.input_paused.get() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "never paused; consumed {}",
+            consumed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let paused_at = consumed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(consumed(), paused_at, "consumed on while paused");
+    assert!(
+        paused_at < lines.len() as u64 / 2,
+        "{paused_at} of {} events consumed before the pause",
+        lines.len()
+    );
+    cluster.clear_request_errors(RDKafkaApiKey::Produce);
+    let total = lines.len() as u64 + PARTITIONS as u64;
+    let summary = consume_then_stop(running, trigger, total, Duration::from_secs(60)).await;
+    assert_eq!(metrics.input_paused.get(), 0, "resumed");
+    assert_eq!(summary.late, 0);
+    assert_same_firing_alerts(&config, &lines, &addr, summary.alerts as usize, false);
+}
+
 /// SIGTERM while the loop waits inside a step still ends the process within the grace period.
 /// Here the coordinator refuses every EndTxn, so the first commit runs for as long as the
 /// refusal lasts (its blocking call returns only at its own 30-s timeout, then is made again),

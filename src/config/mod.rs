@@ -116,6 +116,9 @@ pub struct RawDaemon {
     pub commit_interval: String,
     /// How often a checkpoint (where a replay rebuilds each partition) is written.
     pub checkpoint_interval: String,
+    /// Alerts and dead letters kept in memory while a commit runs (they go out with the next);
+    /// at this many the input is paused until that commit ends.
+    pub max_held_records: usize,
 }
 
 impl Default for RawDaemon {
@@ -125,6 +128,7 @@ impl Default for RawDaemon {
             idle_tick: "1s".into(),
             commit_interval: "100ms".into(),
             checkpoint_interval: "10s".into(),
+            max_held_records: 10_000,
         }
     }
 }
@@ -203,6 +207,7 @@ pub struct DaemonConfig {
     pub idle_tick: Span,
     pub commit_interval: Span,
     pub checkpoint_interval: Span,
+    pub max_held_records: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -358,6 +363,9 @@ impl Config {
                 ),
             ));
         }
+        if d.max_held_records == 0 {
+            return Err(invalid("daemon.max_held_records", "must be at least 1"));
+        }
         let admin_addr = if raw.admin.addr.is_empty() {
             None
         } else {
@@ -390,6 +398,7 @@ impl Config {
                 idle_tick,
                 commit_interval,
                 checkpoint_interval,
+                max_held_records: d.max_held_records,
             },
             admin_addr,
         })
@@ -522,6 +531,7 @@ mod tests {
             ("[kafka]\ndlq_topic = \"bad topic\"", "kafka.dlq_topic"),
             ("[kafka.consumer]\n\"enable.auto.commit\" = \"true\"", "kafka.consumer"),
             ("[admin]\naddr = \"nowhere\"", "admin.addr"),
+            ("[daemon]\nmax_held_records = 0", "daemon.max_held_records"),
             (
                 "[kafka]\ndelivery = \"at-least-once\"\nconfirm_offsets = true",
                 "kafka.confirm_offsets",

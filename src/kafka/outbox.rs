@@ -235,6 +235,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// Records held now, waiting for the running commit to end.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
     /// How many records were held for a later commit because one was running.
     pub fn held_total(&self) -> u64 {
         self.held_total

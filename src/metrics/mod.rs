@@ -126,6 +126,9 @@ pub struct Metrics {
     pub rebalances: IntCounterVec,
     /// `recall_radar_partitions_assigned`: partitions currently assigned to this consumer.
     pub partitions_assigned: IntGauge,
+    /// `recall_radar_input_paused`: 1 while the input is paused because the running commit
+    /// holds `daemon.max_held_records`.
+    pub input_paused: IntGauge,
     /// `recall_radar_commits_total{outcome}`: transactions (or offset commits) by outcome.
     pub commits: IntCounterVec,
     /// `recall_radar_checkpoints_written_total`: partition checkpoints committed.
@@ -325,6 +328,11 @@ impl Metrics {
                 "recall_radar_partitions_assigned",
                 "Input partitions currently assigned to this consumer.",
             )?,
+            input_paused: gauge(
+                &r,
+                "recall_radar_input_paused",
+                "1 while the input is paused: the running commit holds daemon.max_held_records alerts and dead letters.",
+            )?,
             commits: counter_vec(
                 &r,
                 "recall_radar_commits_total",
@@ -442,7 +450,7 @@ mod tests {
     use super::*;
 
     /// Every metric name of the contract with `deploy/`, with its type.
-    const NAMES: [(&str, &str); 18] = [
+    const NAMES: [(&str, &str); 19] = [
         ("recall_radar_events_consumed_total", "counter"),
         ("recall_radar_events_bad_total", "counter"),
         ("recall_radar_events_late_total", "counter"),
@@ -459,6 +467,7 @@ mod tests {
         ("recall_radar_producer_queue_messages", "gauge"),
         ("recall_radar_rebalances_total", "counter"),
         ("recall_radar_partitions_assigned", "gauge"),
+        ("recall_radar_input_paused", "gauge"),
         ("recall_radar_build_info", "gauge"),
         ("process_cpu_seconds_total", "counter"),
     ];
@@ -526,6 +535,7 @@ mod tests {
             "recall_radar_keys_refused_total",
             "recall_radar_producer_queue_messages",
             "recall_radar_partitions_assigned",
+            "recall_radar_input_paused",
             "recall_radar_processing_latency_seconds_count",
             "recall_radar_event_time_lag_seconds_count",
         ] {

@@ -6,8 +6,15 @@
 //! `kafka.confirm_offsets` it waits for each); the outbox holds what is sent meanwhile for the
 //! next. Whatever must see the partitions as committed (a rebalance, lost partitions,
 //! shutdown) settles the running one first.
+//!
+//! A commit that cannot finish (the brokers take no writes) would let the held records grow
+//! with everything consumed meanwhile; at `daemon.max_held_records` the input partitions are
+//! paused until it ends. The consumer is still polled, so the group keeps the instance.
 
 use std::time::Instant;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::TopicPartitionList;
 
 use super::{Daemon, DaemonError, PartitionRef, Sent};
 use crate::alert::Status;
@@ -104,6 +111,8 @@ impl Daemon {
                 .await
                 .map_err(DaemonError::Delivery)?;
         }
+        // Nothing is held any more: released, or dropped with an aborted transaction.
+        self.resume_input();
         let commits = &self.services.metrics.commits;
         match &outcome {
             Ok(()) if done.empty => {}
@@ -157,6 +166,47 @@ impl Daemon {
             self.report(sent);
         }
         Ok(())
+    }
+
+    /// Pauses the input while the running commit holds `max_held_records` records.
+    pub(super) fn pause_if_holding_too_much(&mut self) {
+        let held = self.outbox.held();
+        if self.paused.is_some() || held < self.config.daemon.max_held_records {
+            return;
+        }
+        tracing::warn!(held, "Input paused: the running commit has not finished, and the records sent meanwhile reached daemon.max_held_records.");
+        let assigned = self.assigned.clone();
+        self.pause_input(&assigned, true);
+        self.paused = Some(Instant::now());
+        self.services.metrics.input_paused.set(1);
+    }
+
+    /// Resumes the input paused by [`Daemon::pause_if_holding_too_much`].
+    fn resume_input(&mut self) {
+        let Some(since) = self.paused.take() else {
+            return;
+        };
+        tracing::info!(paused = ?since.elapsed(), "Input resumed: the commit has finished.");
+        let assigned = self.assigned.clone();
+        self.pause_input(&assigned, false);
+        self.services.metrics.input_paused.set(0);
+    }
+
+    /// Pauses (or resumes) fetching `tps`. librdkafka drops what it had fetched of them and
+    /// goes on after the last message the loop was given.
+    pub(super) fn pause_input(&self, tps: &[TopicPartition], pause: bool) {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in tps {
+            tpl.add_partition(topic, *partition);
+        }
+        let done = if pause {
+            self.consumer.pause(&tpl)
+        } else {
+            self.consumer.resume(&tpl)
+        };
+        if let Err(error) = done {
+            tracing::warn!(%error, pause, "Pausing or resuming the input failed.");
+        }
     }
 
     /// A checkpoint for each partition consumed since its last commit or checkpoint.

@@ -105,6 +105,8 @@ struct Daemon {
     uncommitted: Vec<Sent>,
     /// The commit running beside the loop, if any.
     committing: Option<Committing>,
+    /// Since when the input is paused because the running commit holds too much.
+    paused: Option<Instant>,
     last_checkpoint: Instant,
     summary: RunSummary,
     /// `events_consumed` by [`Channel::index`] and the event-time lag, counted locally and
@@ -187,6 +189,7 @@ async fn run_until_drained(
         assigned: Vec::new(),
         uncommitted: Vec::new(),
         committing: None,
+        paused: None,
         last_checkpoint: Instant::now(),
         summary: RunSummary::default(),
         tally,
@@ -251,6 +254,7 @@ async fn run_until_drained(
                     }
                 }
                 daemon.tally.flush();
+                daemon.pause_if_holding_too_much();
             }
         }
     }
@@ -446,6 +450,9 @@ impl Daemon {
                     if !self.assigned.contains(tp) {
                         self.assigned.push(tp.clone());
                     }
+                }
+                if self.paused.is_some() {
+                    self.pause_input(&tps, true);
                 }
                 self.restore(tps).await?;
             }
