@@ -395,9 +395,15 @@ impl Link {
             return Err(CommitError::Fatal(error));
         }
         tracing::warn!(%error, "Commit failed; aborting the transaction.");
+        Err(CommitError::Aborted(self.abort_after(error).await?))
+    }
+
+    /// Aborts the open transaction, whose commit failed with `error`: gives `error` back once
+    /// aborted, or both errors if the abort fails too.
+    async fn abort_after(&self, error: KafkaError) -> Result<KafkaError, CommitError> {
         let p = self.producer.clone();
         match until_finished("abort", move || p.abort_transaction(CALL_TIMEOUT)).await {
-            Ok(()) => Err(CommitError::Aborted(error)),
+            Ok(()) => Ok(error),
             Err(abort) => Err(CommitError::Unabortable {
                 commit: error,
                 abort,
@@ -497,10 +503,7 @@ impl Link {
             Err(error) if is_fatal(&error) => Err(CommitError::Fatal(error)),
             Err(error) => {
                 tracing::warn!(%error, "Committing offsets again failed; aborting that transaction.");
-                let p = self.producer.clone();
-                until_finished("abort", move || p.abort_transaction(CALL_TIMEOUT))
-                    .await
-                    .map_err(CommitError::Fatal)
+                self.abort_after(error).await.map(drop)
             }
         }
     }
