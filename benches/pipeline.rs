@@ -125,9 +125,13 @@ usage: bash scripts/bench.sh [--quick] [OPTIONS]
   --lat-commit-interval SPAN  daemon.commit_interval in the latency phase (default 100ms)
   --lat-idle-ticks A,B  daemon.idle_tick of each latency variant (default 1s); the first is
                         held to the target, the others are shown for comparison
-  --brokers HOST:PORT,..  run the kafka and latency phases on this broker (plaintext) instead
-                        of a tansu started on loopback; the bench creates its topics there
-                        (names ending in this run's id) and deletes them at the end
+  --brokers HOST:PORT,..  run the kafka and latency phases on this broker instead of a tansu
+                        started on loopback; the bench creates its topics there (names ending
+                        in this run's id) and deletes them at the end
+  --broker-config K=V,..  librdkafka properties of every client on the --brokers broker (admin,
+                        loader, consumers, producers, the daemon's), for its security settings:
+                        security.protocol=SASL_SSL,sasl.mechanisms=SCRAM-SHA-512,
+                        sasl.username=U,sasl.password=P (default none: plaintext)
   --replication-factor N  replicas of the topics created with --brokers (default 1)
 ";
 
@@ -173,6 +177,8 @@ struct Args {
     brokers: Option<String>,
     /// Replicas of the topics created on `brokers`.
     replication_factor: i32,
+    /// Properties of every client on `brokers` (security settings).
+    broker_config: Props,
     /// Ends the names of the topics and groups this run creates, which on a given broker must
     /// not meet an earlier run's.
     run_id: String,
@@ -190,6 +196,18 @@ fn props(text: &str) -> Result<Props, String> {
                 .ok_or_else(|| format!("{kv:?} is not KEY=VALUE"))
         })
         .collect()
+}
+
+/// `base` with `more` on top: a key in both takes `more`'s value (the daemon's TOML tables
+/// take each key once).
+fn merged(base: &[(String, String)], more: &[(String, String)]) -> Props {
+    let mut all: Props = base
+        .iter()
+        .filter(|(k, _)| !more.iter().any(|(m, _)| m == k))
+        .cloned()
+        .collect();
+    all.extend(more.iter().cloned());
+    all
 }
 
 fn props_text(props: &[(String, String)]) -> String {
@@ -229,6 +247,7 @@ impl Args {
             kafka_producer: Vec::new(),
             brokers: None,
             replication_factor: 1,
+            broker_config: Vec::new(),
             run_id: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
@@ -239,7 +258,11 @@ impl Args {
     /// The broker of the Kafka phases: the given one, or a fresh tansu on loopback.
     fn broker(&self) -> Result<Broker, String> {
         match &self.brokers {
-            Some(addr) => Ok(Broker::given(addr, self.replication_factor)),
+            Some(addr) => Ok(Broker::given(
+                addr,
+                self.replication_factor,
+                self.broker_config.clone(),
+            )),
             None => Broker::start(),
         }
     }
@@ -281,6 +304,7 @@ impl Args {
                 "--kafka-producer" => a.kafka_producer = props(&value()?)?,
                 "--brokers" => a.brokers = Some(value()?),
                 "--replication-factor" => a.replication_factor = num(&name, &value()?)?,
+                "--broker-config" => a.broker_config = props(&value()?)?,
                 "--lat-idle-ticks" => {
                     a.lat_idle_ticks = value()?
                         .split(',')
@@ -312,6 +336,9 @@ impl Args {
         }
         if a.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
             return Err("--brokers needs HOST:PORT".into());
+        }
+        if a.brokers.is_none() && !a.broker_config.is_empty() {
+            return Err("--broker-config is for the broker given with --brokers".into());
         }
         if a.kafka_events > a.events {
             return Err(
@@ -752,6 +779,8 @@ struct DaemonSetup<'a> {
     idle_tick: &'a str,
     commit_interval: &'a str,
     delivery: &'a str,
+    /// Properties of both clients (the broker's security settings), under the two below.
+    client: &'a [(String, String)],
     consumer: &'a [(String, String)],
     producer: &'a [(String, String)],
 }
@@ -794,8 +823,8 @@ addr = ""
             idle_tick = self.idle_tick,
             commit_interval = self.commit_interval,
             delivery = self.delivery,
-            consumer = toml_props(self.consumer),
-            producer = toml_props(self.producer),
+            consumer = toml_props(&merged(self.client, self.consumer)),
+            producer = toml_props(&merged(self.client, self.producer)),
         );
         let mut raw = RawConfig::parse(&text, "bench.toml").map_err(|e| e.to_string())?;
         raw.detector
@@ -999,7 +1028,12 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
         .split(b'\n')
         .map_while(Result::ok)
         .take(n as usize);
-    let producer = loader(&broker.addr, &[]).map_err(|e| format!("loader: {e}"))?;
+    let security: Vec<(&str, &str)> = broker
+        .client
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let producer = loader(&broker.addr, &security).map_err(|e| format!("loader: {e}"))?;
     let report = rt
         .block_on(produce_lines(&producer, input, lines, None, None))
         .map_err(|e| format!("preload: {e}"))?;
@@ -1020,7 +1054,7 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
             input,
             args.partitions,
             n,
-            &args.kafka_consumer,
+            &merged(&broker.client, &args.kafka_consumer),
         )?;
         let r = n as f64 / t.elapsed.as_secs_f64();
         let setup = |group: &str, delivery: &str| {
@@ -1034,6 +1068,7 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
                 idle_tick: "100ms",
                 commit_interval: "100ms",
                 delivery,
+                client: &broker.client,
                 consumer: &args.kafka_consumer,
                 producer: &args.kafka_producer,
             }

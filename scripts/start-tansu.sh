@@ -6,7 +6,8 @@
 #   accepts connections. Fails (printing the log) after 30 s.
 #   Installs tansu via scripts/install-tansu.sh unless TANSU_BIN is set.
 #   TANSU_STORAGE=memory (the default) keeps the log in memory; TANSU_STORAGE=sqlite keeps it in
-#   STATE_DIR/tansu.db, which needs a tansu built with SQLite (scripts/install-tansu-sqlite.sh).
+#   STATE_DIR/tansu.db, which needs a tansu built with SQLite, given as TANSU_BIN (`cargo install
+#   tansu --version 0.6.0 --locked --no-default-features --features postgres,libsql,dynostore`).
 # Stop with: scripts/stop-tansu.sh STATE_DIR
 set -euo pipefail
 

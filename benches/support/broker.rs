@@ -33,6 +33,8 @@ pub struct Broker {
     replication: i32,
     /// Topics created on a given broker, deleted on drop.
     created: Mutex<Vec<String>>,
+    /// librdkafka properties every client of a given broker needs (security settings).
+    pub client: Vec<(String, String)>,
 }
 
 impl Broker {
@@ -61,17 +63,20 @@ impl Broker {
             started: Some(state),
             replication: 1,
             created: Mutex::new(Vec::new()),
+            client: Vec::new(),
         })
     }
 
-    /// A broker the user runs (bootstrap servers `addr`); topics get `replication` replicas.
+    /// A broker the user runs (bootstrap servers `addr`); topics get `replication` replicas,
+    /// and every client the properties `client` (security settings).
     #[allow(dead_code)] // benches/rebuild.rs always starts its own tansu
-    pub fn given(addr: &str, replication: i32) -> Broker {
+    pub fn given(addr: &str, replication: i32, client: Vec<(String, String)>) -> Broker {
         Broker {
             addr: addr.to_owned(),
             started: None,
             replication,
             created: Mutex::new(Vec::new()),
+            client,
         }
     }
 
@@ -112,10 +117,13 @@ impl Broker {
         Fut: std::future::Future<Output = rdkafka::error::KafkaResult<T>>,
         T: Send,
     {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
-            .create()
-            .map_err(|e| format!("admin client: {e}"))?;
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.addr);
+        for (k, v) in &self.client {
+            config.set(k, v);
+        }
+        let admin: AdminClient<DefaultClientContext> =
+            config.create().map_err(|e| format!("admin client: {e}"))?;
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         std::thread::scope(|s| {
             s.spawn(|| {

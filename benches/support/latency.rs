@@ -100,7 +100,7 @@ fn latency_run(
         cluster.create_topic(t, args.lat_partitions)?;
     }
     let group = format!("bench-latency-{id}-{run}");
-    let addr = cluster.addr();
+    let (addr, client) = (cluster.addr(), cluster.client());
     let config = DaemonSetup {
         addr: &addr,
         group: &group,
@@ -111,6 +111,7 @@ fn latency_run(
         idle_tick,
         commit_interval: &args.lat_commit_interval,
         delivery: &args.lat_delivery,
+        client: &client,
         consumer: &args.lat_consumer,
         producer: &clients.daemon_producer,
     }
@@ -136,7 +137,7 @@ fn latency_run(
     let reader = {
         let stop = stop_reader.clone();
         let (addr, topic, partitions) = (addr.clone(), alerts.clone(), args.lat_partitions);
-        let props = args.lat_consumer.clone();
+        let props = merged(&client, &args.lat_consumer);
         std::thread::spawn(move || -> Result<Vec<Receipt>, String> {
             let mut c = ClientConfig::new();
             c.set("bootstrap.servers", &addr)
@@ -178,7 +179,7 @@ fn latency_run(
     let mut pc = ClientConfig::new();
     pc.set("bootstrap.servers", &addr)
         .set("partitioner", "murmur2_random");
-    for (k, v) in &clients.load_producer {
+    for (k, v) in merged(&client, &clients.load_producer) {
         pc.set(k, v);
     }
     let producer: ThreadedProducer<DefaultProducerContext> =
@@ -461,12 +462,19 @@ struct Fresh<'a> {
 /// Where the latency phase runs: tansu (or a given broker), or the in-process mock cluster.
 trait Cluster {
     fn addr(&self) -> String;
+    /// Properties every client needs (a given broker's security settings).
+    fn client(&self) -> Props {
+        Vec::new()
+    }
     fn create_topic(&self, name: &str, partitions: u32) -> Result<(), String>;
 }
 
 impl Cluster for Broker {
     fn addr(&self) -> String {
         self.addr.clone()
+    }
+    fn client(&self) -> Props {
+        self.client.clone()
     }
     fn create_topic(&self, name: &str, partitions: u32) -> Result<(), String> {
         Broker::create_topic(self, name, partitions)
@@ -494,7 +502,7 @@ fn broker_floor(fresh: &Fresh<'_>, args: &Args) -> Result<Row, String> {
         let cluster = (fresh.start)()?;
         let topic = format!("lat-hop-{}-{run}", args.run_id);
         cluster.create_topic(&topic, args.lat_partitions)?;
-        let addr = cluster.addr();
+        let (addr, client) = (cluster.addr(), cluster.client());
         let h = hop::measure(&hop::HopSetup {
             addr: &addr,
             topic: &topic,
@@ -502,8 +510,8 @@ fn broker_floor(fresh: &Fresh<'_>, args: &Args) -> Result<Row, String> {
             rate: args.rate,
             warmup_secs: args.warmup,
             duration_secs: args.duration,
-            producer: &fresh.load_producer,
-            consumer: &args.lat_consumer,
+            producer: &merged(&client, &fresh.load_producer),
+            consumer: &merged(&client, &args.lat_consumer),
         })?;
         eprintln!(
             "latency: {} floor, run {run}/{}: one hop p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} messages ({} missing)",
