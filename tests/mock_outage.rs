@@ -1,7 +1,8 @@
 //! Fault injection with librdkafka's in-process mock cluster: the broker goes down mid-stream and
 //! comes back, answers slowly, or refuses commits for longer than a commit call waits; the
 //! daemon neither crashes nor loses or repeats an alert, and a SIGTERM meanwhile still ends it
-//! within its grace period.
+//! within its grace period. A broker that refuses writes pauses the input; a written topic that
+//! vanishes, or a broker without transactions, stops the daemon with the reason.
 
 mod broker;
 
@@ -310,6 +311,52 @@ async fn the_input_pauses_while_a_commit_that_cannot_finish_holds_too_much() {
     assert_eq!(metrics.input_paused.get(), 0, "resumed");
     assert_eq!(summary.late, 0);
     assert_same_firing_alerts(&config, &lines, &addr, summary.alerts as usize, false);
+}
+
+/// A topic the daemon writes to that disappears while it runs fails every commit after that:
+/// the daemon stops and names it, rather than abort and consume the same input again for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_written_topic_gone_while_running_stops_the_daemon_and_names_it() {
+    let lines = nhtsa(200);
+    let (cluster, _addr, mut raw) = loaded_for_exactly_once(&lines, "", "100ms").await;
+    // Alerts for the vanished topic wait until the transaction times out (60 s by default),
+    // and the commit fails: ~40 s here.
+    raw.kafka
+        .producer
+        .insert("transaction.timeout.ms".into(), "10000".into());
+    raw.kafka
+        .producer
+        .insert("topic.metadata.propagation.max.ms".into(), "1000".into());
+    let (_trigger, stop) = shutdown::channel();
+    let running = service::start(valid(&raw), stop).await.unwrap();
+    let metrics = running.services.metrics.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metrics.commits.with_label_values(&["committed"]).get() == 0 {
+        assert!(!running.task.is_finished(), "stopped before the topic went");
+        assert!(Instant::now() < deadline, "nothing committed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster
+        .topic_error(
+            "alerts",
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+        )
+        .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .unwrap();
+    let more: Vec<String> = nhtsa(400).split_off(200);
+    send(&producer, &more).await;
+    let ended = tokio::time::timeout(Duration::from_secs(60), running.task)
+        .await
+        .expect("the daemon stops, rather than redo the same input for ever")
+        .unwrap();
+    let error = ended.expect_err("the alert topic is gone").to_string();
+    assert!(
+        error.contains("alerts (") && error.contains("create the topics first"),
+        "{error}"
+    );
 }
 
 /// SIGTERM while the loop waits inside a step still ends the process within the grace period.

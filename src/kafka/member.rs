@@ -127,11 +127,12 @@ pub async fn join(
 /// Fails when the broker answers that a topic in `writes` does not exist (or may not be
 /// written). Without this check the member would run until its first commit, then stop on an
 /// error that names no topic (at least once), or abort every transaction and consume the same
-/// input again and again (exactly once). The question goes through the producer's metadata
-/// request, which lets a broker that creates topics on first use create them here, as the
-/// first record would. A broker that does not answer in time is not an error here: the
-/// clients wait for it as for any outage.
-async fn check_writes(
+/// input again and again (exactly once); the daemon asks again after a failed commit, for a
+/// topic deleted while it runs. The question goes through the producer's metadata request,
+/// which lets a broker that creates topics on first use create them here, as the first record
+/// would. A broker that does not answer in time is not an error here: the clients wait for it
+/// as for any outage.
+pub(super) async fn check_writes(
     producer: &FutureProducer<Context>,
     writes: &[String],
 ) -> Result<(), MemberError> {
@@ -160,7 +161,7 @@ async fn check_writes(
         Ok(missing) if missing.is_empty() => Ok(()),
         Ok(missing) => Err(MemberError::MissingTopics(missing)),
         Err(error) => {
-            tracing::warn!(%error, "Cannot check the written topics yet; starting anyway.");
+            tracing::warn!(%error, "Cannot check the written topics now; going on without.");
             Ok(())
         }
     }

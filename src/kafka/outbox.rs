@@ -235,6 +235,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// The producer everything goes out through (to ask the broker about the written topics).
+    pub fn producer(&self) -> &FutureProducer<Context> {
+        &self.link.producer
+    }
+
     /// Records held now, waiting for the running commit to end.
     pub fn held(&self) -> usize {
         self.held.len()

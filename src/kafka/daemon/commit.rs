@@ -19,6 +19,7 @@ use rdkafka::TopicPartitionList;
 use super::{Daemon, DaemonError, PartitionRef, Sent};
 use crate::alert::Status;
 use crate::kafka::checkpoint::Checkpoint;
+use crate::kafka::member;
 use crate::kafka::outbox::{CommitError, TopicPartition};
 
 /// What a running commit holds, applied to the partitions once it has finished.
@@ -141,9 +142,13 @@ impl Daemon {
             }
             Err(CommitError::Aborted(error)) => {
                 tracing::warn!(%error, "Transaction aborted; rebuilding every partition from the last commit.");
+                self.check_written_topics().await?;
                 return self.rebuild_all().await;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                self.check_written_topics().await?;
+                return Err(e.into());
+            }
         }
         if done.due {
             self.last_checkpoint = Instant::now();
@@ -165,6 +170,15 @@ impl Daemon {
         for sent in done.sent {
             self.report(sent);
         }
+        Ok(())
+    }
+
+    /// A topic the daemon writes to that was deleted since the start fails every commit: stop
+    /// and name it, rather than redo the same input for ever (exactly once) or stop on an
+    /// error that names no topic (at least once).
+    async fn check_written_topics(&mut self) -> Result<(), DaemonError> {
+        let writes = self.config.kafka.detection_writes();
+        member::check_writes(self.outbox.producer(), &writes).await?;
         Ok(())
     }
 
