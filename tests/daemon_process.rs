@@ -7,7 +7,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use broker::{free_port, http_get, Broker};
+use broker::{free_port, http_get, sigterm_and_wait, Broker};
 
 #[test]
 fn sigterm_drains_commits_and_exits_zero() {
@@ -78,22 +78,8 @@ fn sigterm_drains_commits_and_exits_zero() {
     let alerts = broker.read("recall-alerts", 2, 3, Duration::from_secs(20));
     assert_eq!(alerts.len(), 3);
 
-    let started = Instant::now();
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "no exit within the grace period"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (status, _) = sigterm_and_wait(&mut child, Duration::from_secs(15))
+        .expect("no exit within the grace period");
     let mut stderr = String::new();
     child
         .stderr

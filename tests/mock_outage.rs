@@ -397,23 +397,9 @@ async fn sigterm_while_the_loop_waits_for_a_commit_exits_within_the_grace_period
         child.try_wait().unwrap().is_none(),
         "the daemon ended early"
     );
-    let signalled = Instant::now();
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if signalled.elapsed() > grace + Duration::from_secs(5) {
-            child.kill().unwrap();
-            panic!("no exit within the grace period of SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let took = signalled.elapsed();
+    // Blocking waits, on this test's own runtime thread: the daemon is another process.
+    let (status, took) = broker::sigterm_and_wait(&mut child, grace + Duration::from_secs(5))
+        .expect("no exit within the grace period of SIGTERM");
     stderr.read_to_string(&mut log).unwrap();
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("grace period"), "{log}");

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -217,4 +217,25 @@ pub fn nhtsa_lines(n: usize) -> Vec<String> {
         .take(n)
         .map(Result::unwrap)
         .collect()
+}
+
+/// Sends SIGTERM to `child` and waits for it to exit: its status and how long that took, or
+/// `None` (and the child killed) if it is still running after `within`.
+pub fn sigterm_and_wait(child: &mut Child, within: Duration) -> Option<(ExitStatus, Duration)> {
+    let signalled = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some((status, signalled.elapsed()));
+        }
+        if signalled.elapsed() > within {
+            child.kill().unwrap();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
