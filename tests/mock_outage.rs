@@ -6,8 +6,8 @@
 
 mod broker;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
@@ -359,6 +359,62 @@ async fn a_written_topic_gone_while_running_stops_the_daemon_and_names_it() {
     );
 }
 
+/// `recall-radar run` on `raw`'s config, its stderr read on a thread of its own (a pipe nobody
+/// reads would block the daemon's logging once full); returns once it has partitions, with the
+/// thread that hands back the whole log when the process ends.
+fn spawn_daemon(raw: &RawConfig) -> (Child, std::thread::JoinHandle<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rr.toml");
+    std::fs::write(&file, toml::to_string(raw).unwrap()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recall-radar"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (assigned_tx, assigned) = std::sync::mpsc::channel();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.contains("Partitions assigned") {
+                let _ = assigned_tx.send(());
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    if assigned.recv_timeout(Duration::from_secs(30)).is_err() {
+        child.kill().unwrap();
+        panic!("never assigned: {}", log.join().unwrap());
+    }
+    (child, log)
+}
+
+/// Sends SIGTERM to a daemon that waits on the brokers: it must exit with code 1 once the grace
+/// period has run out (not before, not much after), saying so.
+fn assert_sigterm_ends_it_after_the_grace_period(
+    mut child: Child,
+    log: std::thread::JoinHandle<String>,
+    grace: Duration,
+) {
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the daemon ended early"
+    );
+    let ended = broker::sigterm_and_wait(&mut child, grace + Duration::from_secs(5));
+    let log = log.join().unwrap();
+    let (status, took) =
+        ended.unwrap_or_else(|| panic!("no exit within the grace period of SIGTERM: {log}"));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("grace period"), "{log}");
+    assert!(
+        took >= grace,
+        "exited after {took:?}, before the grace period ran out"
+    );
+}
+
 /// SIGTERM while the loop waits inside a step still ends the process within the grace period.
 /// Here the coordinator refuses every EndTxn, so the first commit runs for as long as the
 /// refusal lasts (its blocking call returns only at its own 30-s timeout, then is made again),
@@ -369,44 +425,29 @@ async fn sigterm_while_the_loop_waits_for_a_commit_exits_within_the_grace_period
     let lines = nhtsa(200);
     let (cluster, _addr, mut raw) = loaded_for_exactly_once(&lines, "", "100ms").await;
     raw.kafka.confirm_offsets = true;
-    let grace = Duration::from_secs(3);
     raw.daemon.grace_period = "3s".into();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("rr.toml");
-    std::fs::write(&file, toml::to_string(&raw).unwrap()).unwrap();
     cluster.request_errors(
         RDKafkaApiKey::EndTxn,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS; 10_000],
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recall-radar"))
-        .args(["run", "--config"])
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut log = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !log.contains("Partitions assigned") {
-        assert!(Instant::now() < deadline, "never assigned: {log}");
-        stderr.read_line(&mut log).unwrap();
-    }
+    let (child, log) = spawn_daemon(&raw);
     // Consumed (200 events take milliseconds), and the first commit is under way.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the daemon ended early"
-    );
-    // Blocking waits, on this test's own runtime thread: the daemon is another process.
-    let (status, took) = broker::sigterm_and_wait(&mut child, grace + Duration::from_secs(5))
-        .expect("no exit within the grace period of SIGTERM");
-    stderr.read_to_string(&mut log).unwrap();
-    assert_eq!(status.code(), Some(1), "{log}");
-    assert!(log.contains("grace period"), "{log}");
-    assert!(
-        took >= grace,
-        "exited after {took:?}, before the grace period ran out"
-    );
+    assert_sigterm_ends_it_after_the_grace_period(child, log, Duration::from_secs(3));
+}
+
+/// The same with the broker gone: the drain's commit cannot finish, nor can the transaction
+/// call still blocking a thread when the grace period runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_broker_is_down_exits_within_the_grace_period() {
+    let lines = nhtsa(200);
+    let (cluster, _addr, mut raw) = loaded_for_exactly_once(&lines, "", "100ms").await;
+    raw.daemon.grace_period = "3s".into();
+    let (child, log) = spawn_daemon(&raw);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.broker_down(1).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_sigterm_ends_it_after_the_grace_period(child, log, Duration::from_secs(3));
 }
 
 /// A broker that does not offer EndTxn (as a tansu build here did not) answers every commit

@@ -555,6 +555,8 @@ impl Daemon {
         for alerts in steps {
             self.send_alerts(alerts, Vec::new(), now).await?;
         }
+        // The idle clock's alerts are held like any others while a commit runs.
+        self.pause_if_holding_too_much();
         Ok(())
     }
 
