@@ -69,7 +69,7 @@ mod baseline;
 use baseline::BaselineEvent;
 
 use recall_radar::alert::Alert;
-use recall_radar::config::{Config, DetectorConfig, RawConfig, RawDetector};
+use recall_radar::config::{is_secret, Config, DetectorConfig, RawConfig, RawDetector};
 use recall_radar::engine::Engine;
 use recall_radar::event::{decode, Channel, ContactEvent, Severity};
 use recall_radar::generate::{GenSpec, Generator};
@@ -210,10 +210,11 @@ fn merged(base: &[(String, String)], more: &[(String, String)]) -> Props {
     all
 }
 
+/// Properties as the results show them, secrets redacted.
 fn props_text(props: &[(String, String)]) -> String {
     props
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{k}={}", if is_secret(k) { "<redacted>" } else { v }))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -252,6 +253,29 @@ impl Args {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
                 .to_string(),
+        }
+    }
+
+    /// These options as a log may show them: secrets in client properties (`sasl.password`)
+    /// redacted, as `check-config` does.
+    fn shown(&self) -> Args {
+        let redact = |props: &Props| -> Props {
+            props
+                .iter()
+                .map(|(k, v)| {
+                    let v = if is_secret(k) { "<redacted>" } else { v };
+                    (k.clone(), v.to_owned())
+                })
+                .collect()
+        };
+        Args {
+            broker_config: redact(&self.broker_config),
+            kafka_consumer: redact(&self.kafka_consumer),
+            kafka_producer: redact(&self.kafka_producer),
+            lat_consumer: redact(&self.lat_consumer),
+            lat_load_producer: redact(&self.lat_load_producer),
+            lat_daemon_producer: redact(&self.lat_daemon_producer),
+            ..self.clone()
         }
     }
 
@@ -1434,7 +1458,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    eprintln!("pipeline bench: {args:?}");
+    eprintln!("pipeline bench: {:?}", args.shown());
     let started = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
     type Phase = fn(&Args) -> Result<Vec<Row>, String>;
