@@ -136,6 +136,15 @@ impl ClientContext for Context {
     }
 }
 
+/// `tps` as librdkafka's list, without offsets (for assignment, pause, committed offsets).
+pub fn partition_list(tps: &[(String, i32)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in tps {
+        tpl.add_partition(topic, *partition);
+    }
+    tpl
+}
+
 fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
     tpl.elements()
         .iter()
@@ -150,13 +159,7 @@ pub fn finish_revocation<C: ConsumerContext>(
     revoked: &[(String, i32)],
 ) -> KafkaResult<()> {
     match consumer.rebalance_protocol() {
-        RebalanceProtocol::Cooperative => {
-            let mut tpl = TopicPartitionList::new();
-            for (topic, partition) in revoked {
-                tpl.add_partition(topic, *partition);
-            }
-            consumer.incremental_unassign(&tpl)
-        }
+        RebalanceProtocol::Cooperative => consumer.incremental_unassign(&partition_list(revoked)),
         _ => consumer.unassign(),
     }
 }

@@ -18,7 +18,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::client::{finish_revocation, ConsumerEvent, Context};
+use super::client::{finish_revocation, partition_list, ConsumerEvent, Context};
 use super::member::{self, MemberError, Roles};
 use super::outbox::{CommitError, Outbox, TopicPartition};
 use super::produce::product_key;
@@ -194,10 +194,7 @@ impl Repartitioner {
         if self.assigned.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition) in &self.assigned {
-            tpl.add_partition(topic, *partition);
-        }
+        let tpl = partition_list(&self.assigned);
         let consumer = self.consumer.clone();
         let failed = tokio::task::spawn_blocking(move || {
             let committed = consumer.committed_offsets(tpl, REWIND_TIMEOUT)?;

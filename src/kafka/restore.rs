@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 
 use super::checkpoint;
-use super::client::Context;
+use super::client::{partition_list, Context};
 use super::outbox::TopicPartition;
 use super::partition::PartitionState;
 use super::rebuild::{rebuild, Plan, Rebuilt};
@@ -58,10 +58,7 @@ pub async fn restore(
     let Some(first) = tps.first().cloned() else {
         return Ok(Vec::new());
     };
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition) in &tps {
-        tpl.add_partition(topic, *partition);
-    }
+    let tpl = partition_list(&tps);
     let c = consumer.clone();
     let committed = blocking(&first, move || c.committed_offsets(tpl, LOOKUP_TIMEOUT)).await?;
     let (k, wanted) = (kafka.clone(), tps.clone());

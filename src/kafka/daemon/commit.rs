@@ -14,11 +14,11 @@
 use std::time::Instant;
 
 use rdkafka::consumer::Consumer;
-use rdkafka::TopicPartitionList;
 
 use super::{Daemon, DaemonError, PartitionRef, Sent};
 use crate::alert::Status;
 use crate::kafka::checkpoint::Checkpoint;
+use crate::kafka::client::partition_list;
 use crate::kafka::member;
 use crate::kafka::outbox::{CommitError, TopicPartition};
 
@@ -175,7 +175,8 @@ impl Daemon {
 
     /// A topic the daemon writes to that was deleted since the start fails every commit: stop
     /// and name it, rather than redo the same input for ever (exactly once) or stop on an
-    /// error that names no topic (at least once).
+    /// error that names no topic (at least once). (`&mut self`: `Daemon` is not `Sync`, and the
+    /// loop's future must stay `Send`.)
     async fn check_written_topics(&mut self) -> Result<(), DaemonError> {
         let writes = self.config.kafka.detection_writes();
         member::check_writes(self.outbox.producer(), &writes).await?;
@@ -189,8 +190,7 @@ impl Daemon {
             return;
         }
         tracing::warn!(held, "Input paused: the running commit has not finished, and the records sent meanwhile reached daemon.max_held_records.");
-        let assigned = self.assigned.clone();
-        self.pause_input(&assigned, true);
+        self.pause_input(&self.assigned, true);
         self.paused = Some(Instant::now());
         self.services.metrics.input_paused.set(1);
     }
@@ -201,18 +201,14 @@ impl Daemon {
             return;
         };
         tracing::info!(paused = ?since.elapsed(), "Input resumed: the commit has finished.");
-        let assigned = self.assigned.clone();
-        self.pause_input(&assigned, false);
+        self.pause_input(&self.assigned, false);
         self.services.metrics.input_paused.set(0);
     }
 
     /// Pauses (or resumes) fetching `tps`. librdkafka drops what it had fetched of them and
     /// goes on after the last message the loop was given.
     pub(super) fn pause_input(&self, tps: &[TopicPartition], pause: bool) {
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition) in tps {
-            tpl.add_partition(topic, *partition);
-        }
+        let tpl = partition_list(tps);
         let done = if pause {
             self.consumer.pause(&tpl)
         } else {
