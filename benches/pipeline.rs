@@ -210,11 +210,23 @@ fn merged(base: &[(String, String)], more: &[(String, String)]) -> Props {
     all
 }
 
-/// Properties as the results show them, secrets redacted.
-fn props_text(props: &[(String, String)]) -> String {
+/// `props` as a log may show them: secret values (`sasl.password`) redacted, as `check-config`
+/// does.
+fn redacted(props: &[(String, String)]) -> Props {
     props
         .iter()
-        .map(|(k, v)| format!("{k}={}", if is_secret(k) { "<redacted>" } else { v }))
+        .map(|(k, v)| {
+            let v = if is_secret(k) { "<redacted>" } else { v };
+            (k.clone(), v.to_owned())
+        })
+        .collect()
+}
+
+/// Properties as the results show them, secrets redacted.
+fn props_text(props: &[(String, String)]) -> String {
+    redacted(props)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -256,25 +268,15 @@ impl Args {
         }
     }
 
-    /// These options as a log may show them: secrets in client properties (`sasl.password`)
-    /// redacted, as `check-config` does.
+    /// These options as a log may show them: client properties [`redacted`].
     fn shown(&self) -> Args {
-        let redact = |props: &Props| -> Props {
-            props
-                .iter()
-                .map(|(k, v)| {
-                    let v = if is_secret(k) { "<redacted>" } else { v };
-                    (k.clone(), v.to_owned())
-                })
-                .collect()
-        };
         Args {
-            broker_config: redact(&self.broker_config),
-            kafka_consumer: redact(&self.kafka_consumer),
-            kafka_producer: redact(&self.kafka_producer),
-            lat_consumer: redact(&self.lat_consumer),
-            lat_load_producer: redact(&self.lat_load_producer),
-            lat_daemon_producer: redact(&self.lat_daemon_producer),
+            broker_config: redacted(&self.broker_config),
+            kafka_consumer: redacted(&self.kafka_consumer),
+            kafka_producer: redacted(&self.kafka_producer),
+            lat_consumer: redacted(&self.lat_consumer),
+            lat_load_producer: redacted(&self.lat_load_producer),
+            lat_daemon_producer: redacted(&self.lat_daemon_producer),
             ..self.clone()
         }
     }
