@@ -346,13 +346,12 @@ async fn a_missing_written_topic_stops_the_daemon_at_start_and_names_it() {
         .insert("allow.auto.create.topics".into(), "false".into());
     let (_trigger, stop) = shutdown::channel();
     let running = service::start(config, stop).await.unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(30), running.task)
-        .await
-        .expect("the daemon stops at start, not at its first commit or never")
-        .unwrap();
-    let error = ended
-        .expect_err("a topic it writes to is missing")
-        .to_string();
+    let error = broker::error_it_stops_with(
+        running,
+        Duration::from_secs(30),
+        "the daemon stops at start, not at its first commit or never",
+    )
+    .await;
     assert!(
         error.contains("checkpoints-never-created") && error.contains("create the topics first"),
         "{error}"

@@ -348,11 +348,12 @@ async fn a_written_topic_gone_while_running_stops_the_daemon_and_names_it() {
         .unwrap();
     let more: Vec<String> = nhtsa(400).split_off(200);
     send(&producer, &more).await;
-    let ended = tokio::time::timeout(Duration::from_secs(60), running.task)
-        .await
-        .expect("the daemon stops, rather than redo the same input for ever")
-        .unwrap();
-    let error = ended.expect_err("the alert topic is gone").to_string();
+    let error = broker::error_it_stops_with(
+        running,
+        Duration::from_secs(60),
+        "the daemon stops, rather than redo the same input for ever",
+    )
+    .await;
     assert!(
         error.contains("alerts (") && error.contains("create the topics first"),
         "{error}"
@@ -455,28 +456,21 @@ async fn sigterm_while_the_broker_is_down_exits_within_the_grace_period() {
 /// stops with the broker's reason, rather than trying for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_without_end_txn_stops_the_daemon_with_the_reason() {
-    let cluster = cluster_with_topics();
+    let lines = nhtsa(50);
+    let (cluster, _addr, raw) = loaded_for_exactly_once(&lines, "", "100ms").await;
+    // Loaded first: the loader's producer needs no transactions; the daemon's, created after
+    // this, finds no EndTxn among the broker's API versions.
     cluster
         .apiversion(RDKafkaApiKey::EndTxn, None, None)
         .unwrap();
-    let addr = cluster.bootstrap_servers();
-    let lines = nhtsa(50);
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &addr)
-        .create()
-        .unwrap();
-    send(&producer, &lines).await;
-    let text = format!(
-        "[kafka]\nbrokers = \"{addr}\"\ninput_topics = [\"events\"]\nalert_topic = \"alerts\"\ndlq_topic = \"dead-letters\"\ndelivery = \"exactly-once\"\n[kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n[daemon]\ngrace_period = \"5s\"\n[admin]\naddr = \"\"\n"
-    );
-    let config = Config::from_raw(&RawConfig::parse(&text, "t").unwrap()).unwrap();
     let (_trigger, stop) = shutdown::channel();
-    let running = service::start(config, stop).await.unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(60), running.task)
-        .await
-        .expect("the daemon stops instead of retrying the commit for ever")
-        .unwrap();
-    let error = ended.expect_err("no commit can succeed").to_string();
+    let running = service::start(valid(&raw), stop).await.unwrap();
+    let error = broker::error_it_stops_with(
+        running,
+        Duration::from_secs(60),
+        "the daemon stops instead of retrying the commit for ever",
+    )
+    .await;
     assert!(error.contains("not supported"), "{error}");
 }
 

@@ -239,3 +239,18 @@ pub fn sigterm_and_wait(child: &mut Child, within: Duration) -> Option<(ExitStat
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Waits up to `within` for a daemon that must stop by itself (`why` it should, if it does not)
+/// and gives the error it stopped with.
+pub async fn error_it_stops_with(
+    running: recall_radar::service::Running,
+    within: Duration,
+    why: &str,
+) -> String {
+    tokio::time::timeout(within, running.task)
+        .await
+        .unwrap_or_else(|_| panic!("{why}"))
+        .unwrap()
+        .expect_err("the daemon stops with an error")
+        .to_string()
+}
