@@ -1,5 +1,9 @@
 //! Shutdown, passed in rather than global, so tests can drive it: a [`Trigger`] fires once and
-//! every [`Shutdown`] clone sees it. [`on_signals`] wires SIGINT and SIGTERM to a trigger.
+//! every [`Shutdown`] clone sees it. [`on_signals`] wires SIGINT and SIGTERM to a trigger;
+//! [`within_grace`] holds a drain to the grace period.
+
+use std::future::Future;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -33,6 +37,26 @@ impl Shutdown {
         if self.0.wait_for(|fired| *fired).await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+/// Runs `work`, which watches `shutdown` itself and drains when it fires, but gives up on it
+/// `grace` after the shutdown fired, wherever it is waiting then (a commit through a broker
+/// outage, a full producer queue): `None` when the grace period ran out first.
+pub async fn within_grace<T>(
+    shutdown: &Shutdown,
+    grace: Duration,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let mut signalled = shutdown.clone();
+    let deadline = async move {
+        signalled.wait().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        biased;
+        done = work => Some(done),
+        () = deadline => None,
     }
 }
 
@@ -73,5 +97,28 @@ mod tests {
         assert!(shutdown.is_triggered());
         let mut late = shutdown.clone();
         late.wait().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn within_grace_gives_up_on_a_wait_only_after_the_grace_period() {
+        let (trigger, shutdown) = channel();
+        let grace = Duration::from_secs(3);
+        // Work that never ends: given up on `grace` after the signal, not before it.
+        let stuck = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { within_grace(&shutdown, grace, std::future::pending::<()>()).await }
+        });
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!stuck.is_finished(), "gave up before any signal");
+        let fired = tokio::time::Instant::now();
+        trigger.fire();
+        assert_eq!(stuck.await.unwrap(), None);
+        assert_eq!(fired.elapsed(), grace);
+        // Work that ends within the grace period gives its result.
+        let drained = within_grace(&shutdown, grace, async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            7
+        });
+        assert_eq!(drained.await, Some(7));
     }
 }

@@ -1,8 +1,9 @@
 //! Fault injection with librdkafka's in-process mock cluster: the broker goes down mid-stream and
 //! comes back, answers slowly, or refuses commits for longer than a commit call waits; the
 //! daemon neither crashes nor loses or repeats an alert, and a SIGTERM meanwhile still ends it
-//! within its grace period. A broker that refuses writes pauses the input; a written topic that
-//! vanishes, or a broker without transactions, stops the daemon with the reason.
+//! within its grace period, the repartitioner's waits included. A broker that refuses writes
+//! pauses the input; a written topic that vanishes (the repartition topic too), or a broker
+//! without transactions, stops the daemon with the reason.
 
 mod broker;
 
@@ -449,6 +450,86 @@ async fn sigterm_while_the_broker_is_down_exits_within_the_grace_period() {
     cluster.broker_down(1).unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_sigterm_ends_it_after_the_grace_period(child, log, Duration::from_secs(3));
+}
+
+/// `raw`'s daemon with the repartitioner in front of it, on a topic made for it in `cluster`.
+fn with_repartitioner(cluster: &MockCluster<'static, DefaultProducerContext>, raw: &mut RawConfig) {
+    cluster.create_topic(REKEYED, PARTITIONS, 1).unwrap();
+    raw.kafka.repartition = true;
+    raw.kafka.repartition_topic = REKEYED.into();
+}
+
+const REKEYED: &str = "events-by-product";
+
+/// The same with the repartitioner running too: its commits wait on EndTxn like the loop's,
+/// and it is held to the same grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_repartitioner_waits_for_a_commit_exits_within_the_grace_period() {
+    let lines = nhtsa(200);
+    let (cluster, _addr, mut raw) = loaded_for_exactly_once(&lines, "", "100ms").await;
+    with_repartitioner(&cluster, &mut raw);
+    raw.daemon.grace_period = "3s".into();
+    let (child, log) = spawn_daemon(&raw);
+    // The first events are forwarded and committed; then every EndTxn is refused, and more
+    // events arrive for the repartitioner to forward and commit.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS; 10_000],
+    );
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .unwrap();
+    send(&producer, &nhtsa(400).split_off(200)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_sigterm_ends_it_after_the_grace_period(child, log, Duration::from_secs(3));
+}
+
+/// The repartition topic gone while the repartitioner runs: it stops and names the topic,
+/// rather than abort, rewind and re-publish the same input for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repartition_topic_gone_while_running_stops_the_repartitioner_and_names_it() {
+    let lines = nhtsa(200);
+    let (cluster, _addr, mut raw) = loaded_for_exactly_once(&lines, "", "100ms").await;
+    with_repartitioner(&cluster, &mut raw);
+    // As for the alert topic above: the commit fails once the transaction times out.
+    raw.kafka
+        .producer
+        .insert("transaction.timeout.ms".into(), "10000".into());
+    raw.kafka
+        .producer
+        .insert("topic.metadata.propagation.max.ms".into(), "1000".into());
+    let (_trigger, stop) = shutdown::channel();
+    let running = service::start(valid(&raw), stop).await.unwrap();
+    let metrics = running.services.metrics.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metrics.commits.with_label_values(&["committed"]).get() == 0 {
+        assert!(!running.task.is_finished(), "stopped before the topic went");
+        assert!(Instant::now() < deadline, "nothing committed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster
+        .topic_error(
+            REKEYED,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+        )
+        .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .unwrap();
+    send(&producer, &nhtsa(400).split_off(200)).await;
+    let error = broker::error_it_stops_with(
+        running,
+        Duration::from_secs(60),
+        "the repartitioner stops, rather than re-publish the same input for ever",
+    )
+    .await;
+    assert!(
+        error.contains(&format!("{REKEYED} (")) && error.contains("create the topics first"),
+        "{error}"
+    );
 }
 
 /// A broker that does not offer EndTxn (as a tansu build here did not) answers every commit

@@ -8,11 +8,15 @@
 //! exactly-once delivery a record reaches the internal topic once, committed together with the
 //! input offset it came from. A record without a product id is sent unkeyed; the detector
 //! dead-letters it with the reason.
+//!
+//! Like the daemon, it is held to the grace period from the signal, wherever it waits, and a
+//! failed commit that turns out to be the repartition topic's absence stops it, naming the topic.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
@@ -24,7 +28,7 @@ use super::outbox::{CommitError, Outbox, TopicPartition};
 use super::produce::product_key;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{self, Shutdown};
 
 /// How long rewinding to the committed offsets (lookup, then seek) may take.
 const REWIND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -66,8 +70,31 @@ struct Repartitioner {
     summary: RepartitionSummary,
 }
 
-/// Runs until `shutdown` fires, then commits within the grace period.
+/// Runs until `shutdown` fires, then commits within the grace period, which counts from the
+/// signal wherever the loop is then (a commit through an outage does not postpone it).
 pub async fn run(
+    config: Config,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) -> Result<RepartitionSummary, RepartitionError> {
+    let grace = config.daemon.grace_period.as_std();
+    let signalled = shutdown.clone();
+    match shutdown::within_grace(
+        &signalled,
+        grace,
+        run_until_drained(config, metrics, shutdown),
+    )
+    .await
+    {
+        Some(ran) => ran,
+        None => {
+            tracing::error!(grace = ?grace, "Repartitioner did not finish within the grace period; stopping now.");
+            Err(RepartitionError::GraceExpired)
+        }
+    }
+}
+
+async fn run_until_drained(
     config: Config,
     metrics: Arc<Metrics>,
     mut shutdown: Shutdown,
@@ -114,19 +141,22 @@ pub async fn run(
         pending: HashMap::new(),
         summary: RepartitionSummary::default(),
     };
+    // One stream for the loop's life: `recv()` builds one per message.
+    let mut messages = consumer.stream();
     loop {
         tokio::select! {
             biased;
             _ = shutdown.wait() => break,
             Some(event) = consumer_events.recv() => r.consumer_event(event).await?,
             _ = commit.tick() => r.commit().await?,
-            message = consumer.recv() => match message {
+            Some(message) = messages.next() => match message {
                 Ok(m) => r.forward(&m).await?,
                 Err(KafkaError::PartitionEOF(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "Repartition consume error; retrying."),
             },
         }
     }
+    drop(messages);
     r.drain().await
 }
 
@@ -181,11 +211,23 @@ impl Repartitioner {
             }
             Err(CommitError::Aborted(error)) => {
                 tracing::warn!(%error, "Repartition transaction aborted; going back to the committed offsets.");
+                self.check_written_topic().await?;
                 self.pending.clear();
                 self.rewind().await
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                self.check_written_topic().await?;
+                Err(e.into())
+            }
         }
+    }
+
+    /// A repartition topic deleted while the repartitioner runs fails every commit: stop and
+    /// name it, rather than re-publish the same input for ever (as the daemon does for the
+    /// topics it writes).
+    async fn check_written_topic(&self) -> Result<(), RepartitionError> {
+        member::check_writes(self.outbox.producer(), std::slice::from_ref(&self.topic)).await?;
+        Ok(())
     }
 
     /// Seeks every assigned partition back to its committed offset: nothing of the aborted
@@ -275,22 +317,14 @@ impl Repartitioner {
         Ok(())
     }
 
-    /// Stops fetching, commits and flushes within the grace period.
+    /// Stops fetching, commits and flushes (`run` holds this to the grace period).
     async fn drain(mut self) -> Result<RepartitionSummary, RepartitionError> {
         let grace = self.config.daemon.grace_period.as_std();
         tracing::info!(grace = ?grace, "Repartitioner draining.");
         self.consumer.context().closing();
-        let done = tokio::time::timeout(grace, async {
-            self.commit().await?;
-            if let Err(e) = self.outbox.flush(grace).await {
-                tracing::warn!(error = %e, "Repartition producer flush incomplete.");
-            }
-            Ok::<(), RepartitionError>(())
-        })
-        .await;
-        match done {
-            Err(_) => return Err(RepartitionError::GraceExpired),
-            Ok(result) => result?,
+        self.commit().await?;
+        if let Err(e) = self.outbox.flush(grace).await {
+            tracing::warn!(error = %e, "Repartition producer flush incomplete.");
         }
         self.consumer.unsubscribe();
         tracing::info!(

@@ -42,7 +42,7 @@ use crate::engine::Ingest;
 use crate::event::{decode, Channel};
 use crate::metrics::{EventTally, Health, Metrics};
 use crate::policy::Policy;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{self, Shutdown};
 use crate::time::Timestamp;
 
 mod commit;
@@ -140,15 +140,16 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<RunSummary, DaemonError> {
     let grace = config.daemon.grace_period.as_std();
-    let mut signalled = shutdown.clone();
-    let deadline = async move {
-        signalled.wait().await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        biased;
-        ran = run_until_drained(config, services, shutdown) => ran,
-        () = deadline => {
+    let signalled = shutdown.clone();
+    match shutdown::within_grace(
+        &signalled,
+        grace,
+        run_until_drained(config, services, shutdown),
+    )
+    .await
+    {
+        Some(ran) => ran,
+        None => {
             tracing::error!(grace = ?grace, "Shutdown did not finish within the grace period; stopping now.");
             Err(DaemonError::GraceExpired)
         }
