@@ -13,7 +13,9 @@
 //! 2. **kafka**: tansu on loopback (or the broker given with `--brokers`), an input topic
 //!    preloaded with the first N lines of that file; (a) a plain `BaseConsumer` (assign(), no
 //!    group) that only counts N messages, (b) the daemon (`service::start`) until it consumed
-//!    all N and every alert it produced was acknowledged.
+//!    all N and every alert it produced was acknowledged, and (e) the same plain consumer
+//!    decoding each message into one engine per partition, alerts discarded: what any
+//!    one-thread daemon must do at least, without its writes, commits and async loop.
 //!    Both clocks start at the first message the consumer counts: neither the raw client's
 //!    start (coordinator, offsets, first fetch: ~0.5 s on tansu) nor the daemon's group join
 //!    (half of `session.timeout.ms`) and partition restore is counted; each is reported apart,
@@ -57,6 +59,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
@@ -73,6 +76,7 @@ use recall_radar::config::{is_secret, Config, DetectorConfig, RawConfig, RawDete
 use recall_radar::engine::Engine;
 use recall_radar::event::{decode, Channel, ContactEvent, Severity};
 use recall_radar::generate::{GenSpec, Generator};
+use recall_radar::kafka::client::consumer_config;
 use recall_radar::kafka::daemon::RunSummary;
 use recall_radar::kafka::produce::{loader, produce_lines};
 use recall_radar::lines::{for_each_line, trim_end};
@@ -101,8 +105,8 @@ usage: bash scripts/bench.sh [--quick] [OPTIONS]
                         stored, of which more partitions make more)
   --kafka-producer K=V,..  librdkafka properties of the daemon's alert producer in the kafka
                         phase (default none: the daemon's defaults, linger.ms=1)
-  --kafka-consumer K=V,..  librdkafka properties of both consumers (raw and daemon) in the kafka
-                        phase (default none)
+  --kafka-consumer K=V,..  librdkafka properties of the consumers in the kafka phase (raw, the
+                        daemon, and 2e's, which starts from the daemon's) (default none)
   --kafka-delivery MODE kafka.delivery of the daemon in the kafka phase: exactly-once (default,
                         as the daemon's default) or at-least-once
   --rate N              events/s of the latency load (default 10000)
@@ -895,14 +899,8 @@ struct RawRun {
     middle: f64,
 }
 
-/// A plain consumer, assign() from the beginning (no group join), counting `n` messages.
-fn raw_consume(
-    addr: &str,
-    topic: &str,
-    partitions: u32,
-    n: u64,
-    props: &[(String, String)],
-) -> Result<RawRun, String> {
+/// The raw consumer's settings: librdkafka's defaults but for `props`.
+fn raw_client(addr: &str, props: &[(String, String)]) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", addr)
         .set("group.id", "bench-raw")
@@ -910,6 +908,19 @@ fn raw_consume(
     for (k, v) in props {
         c.set(k, v);
     }
+    c
+}
+
+/// A plain consumer made from `c`, assign() from the beginning (no group join), counting `n`
+/// messages; with `detector`, each is also decoded and given to its partition's engine,
+/// alerts discarded.
+fn raw_consume(
+    c: &ClientConfig,
+    topic: &str,
+    partitions: u32,
+    n: u64,
+    detector: Option<&DetectorConfig>,
+) -> Result<RawRun, String> {
     let consumer: BaseConsumer = c.create().map_err(|e| format!("raw consumer: {e}"))?;
     let started = Instant::now();
     consumer
@@ -918,16 +929,28 @@ fn raw_consume(
     let deadline = started + Duration::from_secs(600);
     let (mut count, mut bytes) = (0u64, 0usize);
     let mut progress = Progress::new(n);
+    let mut engines: Vec<Engine> = detector
+        .map(|d| (0..partitions).map(|_| Engine::new(d.clone())).collect())
+        .unwrap_or_default();
+    let mut alerts = Vec::new();
     while count < n {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 count += 1;
                 bytes += m.payload_len();
+                if let Some(engine) = engines.get_mut(m.partition() as usize) {
+                    let event = decode(m.payload().unwrap_or_default())
+                        .map_err(|e| format!("offset {}: {e}", m.offset()))?;
+                    engine.ingest_at(&event, m.offset(), &mut alerts);
+                    alerts.clear();
+                }
                 // Only the marks read the clock: per message it would slow the count.
                 if progress.marks(count) {
                     progress.see(count, Instant::now());
                 }
             }
+            // The daemon's settings ask for end-of-partition events.
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => return Err(format!("raw consume: {e}")),
             None if Instant::now() > deadline => {
                 return Err(format!("raw consumer got {count} of {n} in 600 s"))
@@ -937,6 +960,7 @@ fn raw_consume(
     }
     let end = Instant::now();
     black_box(bytes);
+    drop(engines);
     let first = progress.first.unwrap_or(end);
     Ok(RawRun {
         start: first - started,
@@ -1070,17 +1094,18 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
     eprintln!("kafka: {}", report.render(input));
     let (mut raw, mut daemon, mut ratios, mut joins) = (Vec::new(), Vec::new(), Vec::new(), vec![]);
     let (mut raw_starts, mut raw_middles) = (Vec::new(), Vec::new());
+    let (mut floor, mut floor_ratios) = (Vec::new(), Vec::new());
     let (mut heads, mut tails, mut middles) = (Vec::new(), Vec::new(), Vec::new());
     let (mut at_least_once, mut alo_tails, mut alo_middles) = (Vec::new(), Vec::new(), Vec::new());
     let mut notes = Vec::new();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     for run in 1..=args.runs {
         let t = raw_consume(
-            &broker.addr,
+            &raw_client(&broker.addr, &merged(&broker.client, &args.kafka_consumer)),
             input,
             args.partitions,
             n,
-            &merged(&broker.client, &args.kafka_consumer),
+            None,
         )?;
         let r = n as f64 / t.elapsed.as_secs_f64();
         let setup = |group: &str, delivery: &str| {
@@ -1101,6 +1126,28 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
             .config()
         };
         let config = setup(&format!("bench-daemon-{id}-{run}"), &args.kafka_delivery)?;
+        // The daemon's consumer settings (librdkafka's 1-s fetch backoff on a full queue would
+        // starve a consumer this slow), its detector, a group of its own for the assign().
+        let mut floor_client = consumer_config(&config.kafka);
+        floor_client.set("group.id", format!("bench-floor-{id}-{run}"));
+        let f = raw_consume(
+            &floor_client,
+            input,
+            args.partitions,
+            n,
+            Some(&config.detector),
+        )?;
+        let fr = n as f64 / f.elapsed.as_secs_f64();
+        eprintln!(
+            "kafka: run {run}/{}: consume + decode + engine {} ev/s ({:.2} s; middle half {} ev/s), ratio to raw {:.3}",
+            args.runs,
+            thousands(fr),
+            f.elapsed.as_secs_f64(),
+            thousands(f.middle),
+            fr / r
+        );
+        floor.push(fr);
+        floor_ratios.push(fr / r);
         let d = rt.block_on(daemon_run(config, n))?;
         if args.kafka_delivery == "exactly-once" {
             // The same input at-least-once: what the transactions cost on this broker.
@@ -1230,6 +1277,18 @@ fn bench_kafka(args: &Args) -> Result<Vec<Row>, String> {
             )),
         );
     }
+    rows.push(
+        Row::new(
+            "2e",
+            "raw consume + decode + engine, one thread, no writes (comparison)",
+            "events/s",
+        )
+        .median_of(floor, per_sec)
+        .note(format!(
+            "ratio to raw {:.3} (median of the runs' ratios): what a one-thread daemon must do at least, without its alert sends, commits and async loop; the gap to 2b is those",
+            median(&floor_ratios)
+        )),
+    );
     Ok(rows)
 }
 
