@@ -24,7 +24,8 @@
 //!    now; every 10th opens a new key (an anomaly alert as soon as it is final), the rest go to
 //!    100 hot keys that reached the problem rung during the warm-up (no more alerts). Latency =
 //!    probe sent -> its alert received by a consumer (assign(), no group); beside it, the
-//!    broker's own one-hop latency, on tansu and on librdkafka's mock cluster.
+//!    broker's own latency, one hop and two through a plain relay, on tansu and on librdkafka's
+//!    mock cluster.
 //! 4. **memory**: in a fresh child process each, VmRSS of an `Engine` holding N live keys (one
 //!    report each, generator-shaped events), and a flood of unique keys against `max_keys`.
 

@@ -1,7 +1,9 @@
 //! The broker's own latency floor for the latency phase of benches/pipeline.rs: messages
 //! produced at a steady rate straight to a topic and read back by a plain consumer, with the
 //! same client properties as the daemon path. An alert crosses the broker twice (event in,
-//! alert out), so twice this hop is what no daemon on that broker can beat.
+//! alert out); with a [`Relay`], a plain consumer forwards every `every`th message to a second
+//! topic at once and the reader reads that one: the two hops an alert makes with nothing of the
+//! daemon between them, which no daemon on that broker can beat.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,6 +37,17 @@ pub struct HopSetup<'a> {
     pub duration_secs: u64,
     pub producer: &'a [(String, String)],
     pub consumer: &'a [(String, String)],
+    /// Measure two hops through this relay instead of one.
+    pub relay: Option<Relay<'a>>,
+}
+
+/// A second hop: a consumer of the first topic (the consumer properties) that forwards every
+/// `every`th message (as the daemon alerts on 1 event in `every`) to `topic` at once, with a
+/// producer of `producer`'s properties.
+pub struct Relay<'a> {
+    pub topic: &'a str,
+    pub every: u64,
+    pub producer: &'a [(String, String)],
 }
 
 /// Sends one record, waiting a millisecond at a time while the producer's queue is full.
@@ -65,22 +78,80 @@ fn client(addr: &str, props: &[(String, String)]) -> ClientConfig {
     c
 }
 
-/// Produces `rate` messages a second (payload: the sequence number) and measures each one's
-/// send -> receive time; the first `warmup_secs` are not counted.
-pub fn measure(s: &HopSetup<'_>) -> Result<Hop, String> {
+/// A consumer of `topic`'s new messages (from the end).
+fn reader_of(s: &HopSetup<'_>, topic: &str, group: &str) -> Result<BaseConsumer, String> {
     let mut cc = client(s.addr, s.consumer);
-    cc.set("group.id", "bench-hop-reader")
-        .set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = cc.create().map_err(|e| format!("hop reader: {e}"))?;
+    cc.set("group.id", group).set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = cc.create().map_err(|e| format!("{group}: {e}"))?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..s.partitions as i32 {
-        tpl.add_partition_offset(s.topic, p, Offset::End)
-            .map_err(|e| format!("hop assign: {e}"))?;
+        tpl.add_partition_offset(topic, p, Offset::End)
+            .map_err(|e| format!("{group} assign: {e}"))?;
     }
     consumer
         .assign(&tpl)
-        .map_err(|e| format!("hop assign: {e}"))?;
+        .map_err(|e| format!("{group} assign: {e}"))?;
+    Ok(consumer)
+}
+
+/// The sequence number a hop message carries.
+fn seq_of(payload: Option<&[u8]>) -> Result<u64, String> {
+    std::str::from_utf8(payload.unwrap_or(b""))
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok())
+        .ok_or_else(|| "hop payload is not a sequence number".to_owned())
+}
+
+/// Forwards every `relay.every`th message of `s.topic` to `relay.topic` until `stop`.
+fn spawn_relay(
+    s: &HopSetup<'_>,
+    relay: &Relay<'_>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<Result<(), String>>, String> {
+    let consumer = reader_of(s, s.topic, "bench-hop-relay")?;
+    let mut pc = client(s.addr, relay.producer);
+    // As the daemon's alert producer: idempotent, acknowledged by all in-sync replicas.
+    pc.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random");
+    let producer: ThreadedProducer<DefaultProducerContext> = pc
+        .create()
+        .map_err(|e| format!("hop relay producer: {e}"))?;
+    let (topic, every) = (relay.topic.to_owned(), relay.every);
+    Ok(std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match consumer.poll(Duration::from_millis(20)) {
+                Some(Ok(m)) => {
+                    let probe = seq_of(m.payload())? % every == 0;
+                    if probe {
+                        send(
+                            &producer,
+                            &topic,
+                            m.key().unwrap_or(b""),
+                            m.payload().unwrap_or(b""),
+                        )
+                        .map_err(|e| format!("hop relay producer: {e}"))?;
+                    }
+                }
+                Some(Err(e)) => return Err(format!("hop relay: {e}")),
+                None => {}
+            }
+        }
+        Ok(())
+    }))
+}
+
+/// Produces `rate` messages a second (payload: the sequence number) and measures each one's
+/// send -> receive time, through the relay if there is one (then only the forwarded ones);
+/// the first `warmup_secs` are not counted.
+pub fn measure(s: &HopSetup<'_>) -> Result<Hop, String> {
+    let read_topic = s.relay.as_ref().map_or(s.topic, |r| r.topic);
+    let consumer = reader_of(s, read_topic, "bench-hop-reader")?;
     let stop = Arc::new(AtomicBool::new(false));
+    let relay = match &s.relay {
+        Some(r) => Some(spawn_relay(s, r, stop.clone())?),
+        None => None,
+    };
     let reader = {
         let stop = stop.clone();
         std::thread::spawn(move || -> Result<Vec<(u64, Instant)>, String> {
@@ -89,11 +160,7 @@ pub fn measure(s: &HopSetup<'_>) -> Result<Hop, String> {
                 match consumer.poll(Duration::from_millis(20)) {
                     Some(Ok(m)) => {
                         let at = Instant::now();
-                        let seq = std::str::from_utf8(m.payload().unwrap_or(b""))
-                            .ok()
-                            .and_then(|t| t.parse::<u64>().ok())
-                            .ok_or("hop payload is not a sequence number")?;
-                        got.push((seq, at));
+                        got.push((seq_of(m.payload())?, at));
                     }
                     Some(Err(e)) => return Err(format!("hop reader: {e}")),
                     None => {}
@@ -130,14 +197,21 @@ pub fn measure(s: &HopSetup<'_>) -> Result<Hop, String> {
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
     let received = reader.join().map_err(|_| "the hop reader panicked")??;
+    if let Some(relay) = relay {
+        relay.join().map_err(|_| "the hop relay panicked")??;
+    }
 
+    let every = s.relay.as_ref().map_or(1, |r| r.every);
     let l = latencies(&sent, received, |seq| seq >= measured_from);
+    let expected = (measured_from..total)
+        .filter(|seq| seq % every == 0)
+        .count() as u64;
     Ok(Hop {
         p50: l.p50,
         p99: l.p99,
         max: l.max,
         measured: l.measured,
-        missing: (total - measured_from).saturating_sub(l.measured),
+        missing: expected.saturating_sub(l.measured),
     })
 }
 

@@ -3,7 +3,8 @@
 //! the rest go to 100 hot keys. Latency = probe sent -> its alert received by a consumer. Each
 //! run gets a fresh broker (tansu, or librdkafka's mock cluster for comparison; with
 //! `--brokers`, fresh topics on the given broker), and beside the daemon runs the broker's own
-//! one-hop latency at the same rate (support/hop.rs).
+//! latency at the same rate (support/hop.rs): one hop, and the alert's two hops through a plain
+//! relay, the floor no daemon on that broker can beat.
 
 use super::*;
 
@@ -351,7 +352,8 @@ pub(super) fn bench_latency(args: &Args) -> Result<Vec<Row>, String> {
         );
         rows.push(Row::new("3c", "alert latency max", "ms").median_of(max, ms));
     }
-    rows.push(broker_floor(&broker, args)?);
+    rows.push(broker_floor(&broker, args, Hops::One)?);
+    rows.push(broker_floor(&broker, args, Hops::Two)?);
     rows.extend(mock_comparison(&rt, args)?);
     Ok(rows)
 }
@@ -435,10 +437,13 @@ fn mock_comparison(rt: &tokio::runtime::Runtime, args: &Args) -> Result<Vec<Row>
         "p50 {a:.2} ms, max {c:.2} ms; in-process broker, settings of 3a-3c but load producer {MOCK_LOAD_PRODUCER} (linger 2 ms suits this broker, 5 ms tansu; 1 ms overloaded both) and daemon producer {MOCK_DAEMON_PRODUCER}; {}",
         runs.notes.join(", ")
     ));
-    let mut floor = broker_floor(&mock, args)?;
+    let mut floor = broker_floor(&mock, args, Hops::One)?;
     floor.id = "3i";
     floor.measure = "mock cluster floor: one hop p99 (comparison)".into();
-    Ok(vec![daemon, floor])
+    let mut relayed = broker_floor(&mock, args, Hops::Two)?;
+    relayed.id = "3k";
+    relayed.measure = "mock cluster floor: two hops through a plain relay, p99 (comparison)".into();
+    Ok(vec![daemon, floor, relayed])
 }
 
 /// The load producer's properties on the mock cluster: it keeps up with linger.ms=2 (tansu's
@@ -494,15 +499,30 @@ impl Cluster for Mock {
     }
 }
 
-/// One hop through the broker (produce -> a plain consumer receives) at the same rate and with
-/// the load producer's and the consumers' properties: an alert makes two such hops.
-fn broker_floor(fresh: &Fresh<'_>, args: &Args) -> Result<Row, String> {
+/// What [`broker_floor`] measures.
+#[derive(Clone, Copy, PartialEq)]
+enum Hops {
+    /// Produce -> a plain consumer receives.
+    One,
+    /// Produce -> a plain relay forwards 1 in `LAT_PROBE_EVERY` at once (with the daemon's
+    /// alert producer properties) -> a plain consumer receives: an alert's two hops.
+    Two,
+}
+
+/// The broker's floor at the same rate and with the load producer's and the consumers'
+/// properties: one hop, or the two an alert makes, with no daemon.
+fn broker_floor(fresh: &Fresh<'_>, args: &Args, hops: Hops) -> Result<Row, String> {
     let (mut p50, mut p99, mut max, mut missing) = (vec![], vec![], vec![], 0);
     for run in 1..=args.runs {
         let cluster = (fresh.start)()?;
         let topic = format!("lat-hop-{}-{run}", args.run_id);
         cluster.create_topic(&topic, args.lat_partitions)?;
+        let relayed = format!("lat-relayed-{}-{run}", args.run_id);
+        if hops == Hops::Two {
+            cluster.create_topic(&relayed, args.lat_partitions)?;
+        }
         let (addr, client) = (cluster.addr(), cluster.client());
+        let relay_producer = merged(&client, &fresh.daemon_producer);
         let h = hop::measure(&hop::HopSetup {
             addr: &addr,
             topic: &topic,
@@ -512,10 +532,22 @@ fn broker_floor(fresh: &Fresh<'_>, args: &Args) -> Result<Row, String> {
             duration_secs: args.duration,
             producer: &merged(&client, &fresh.load_producer),
             consumer: &merged(&client, &args.lat_consumer),
+            relay: (hops == Hops::Two).then(|| hop::Relay {
+                topic: &relayed,
+                every: LAT_PROBE_EVERY,
+                producer: &relay_producer,
+            }),
         })?;
         eprintln!(
-            "latency: {} floor, run {run}/{}: one hop p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} messages ({} missing)",
-            fresh.name, args.runs, h.p50, h.p99, h.max, h.measured, h.missing
+            "latency: {} floor, run {run}/{}: {} p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} messages ({} missing)",
+            fresh.name,
+            args.runs,
+            if hops == Hops::One { "one hop" } else { "two hops through a relay" },
+            h.p50,
+            h.p99,
+            h.max,
+            h.measured,
+            h.missing
         );
         missing += h.missing;
         p50.push(h.p50);
@@ -523,13 +555,26 @@ fn broker_floor(fresh: &Fresh<'_>, args: &Args) -> Result<Row, String> {
         max.push(h.max);
     }
     let (a, c) = (median(&p50), median(&max));
-    Ok(Row::new(
-        "3g",
-        "broker floor: one hop p99 (produce -> plain consumer), no daemon",
-        "ms",
-    )
-    .median_of(p99, |v| format!("{v:.2} ms"))
-    .note(format!(
-        "p50 {a:.2} ms, max {c:.2} ms, {missing} messages never read back; same rate, partitions and consumer properties, load producer {}; an alert makes two hops", props_text(&fresh.load_producer)
-    )))
+    let row = match hops {
+        Hops::One => Row::new(
+            "3g",
+            "broker floor: one hop p99 (produce -> plain consumer), no daemon",
+            "ms",
+        )
+        .note(format!(
+            "p50 {a:.2} ms, max {c:.2} ms, {missing} messages never read back; same rate, partitions and consumer properties, load producer {}; an alert makes two hops",
+            props_text(&fresh.load_producer)
+        )),
+        Hops::Two => Row::new(
+            "3j",
+            "broker floor: two hops p99 (produce -> plain relay forwards 1 in 10 at once -> plain consumer), no daemon",
+            "ms",
+        )
+        .note(format!(
+            "p50 {a:.2} ms, max {c:.2} ms, {missing} forwarded messages never read back; the alert path's two hops and flows with nothing of the daemon between them; load producer {}, relay producer {} (idempotent, acks=all)",
+            props_text(&fresh.load_producer),
+            props_text(&fresh.daemon_producer)
+        )),
+    };
+    Ok(row.median_of(p99, |v| format!("{v:.2} ms")))
 }
