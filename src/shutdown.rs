@@ -42,21 +42,25 @@ impl Shutdown {
 
 /// Runs `work`, which watches `shutdown` itself and drains when it fires, but gives up on it
 /// `grace` after the shutdown fired, wherever it is waiting then (a commit through a broker
-/// outage, a full producer queue): `None` when the grace period ran out first.
+/// outage, a full producer queue), saying so for `what`: `None` when the grace period ran out
+/// first.
 pub async fn within_grace<T>(
-    shutdown: &Shutdown,
+    mut shutdown: Shutdown,
     grace: Duration,
+    what: &str,
     work: impl Future<Output = T>,
 ) -> Option<T> {
-    let mut signalled = shutdown.clone();
     let deadline = async move {
-        signalled.wait().await;
+        shutdown.wait().await;
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
         biased;
         done = work => Some(done),
-        () = deadline => None,
+        () = deadline => {
+            tracing::error!(grace = ?grace, "{what} did not finish within the grace period; stopping now.");
+            None
+        }
     }
 }
 
@@ -106,7 +110,7 @@ mod tests {
         // Work that never ends: given up on `grace` after the signal, not before it.
         let stuck = tokio::spawn({
             let shutdown = shutdown.clone();
-            async move { within_grace(&shutdown, grace, std::future::pending::<()>()).await }
+            async move { within_grace(shutdown, grace, "test", std::future::pending::<()>()).await }
         });
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(!stuck.is_finished(), "gave up before any signal");
@@ -115,7 +119,7 @@ mod tests {
         assert_eq!(stuck.await.unwrap(), None);
         assert_eq!(fired.elapsed(), grace);
         // Work that ends within the grace period gives its result.
-        let drained = within_grace(&shutdown, grace, async {
+        let drained = within_grace(shutdown, grace, "test", async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             7
         });

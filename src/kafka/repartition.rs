@@ -78,20 +78,14 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<RepartitionSummary, RepartitionError> {
     let grace = config.daemon.grace_period.as_std();
-    let signalled = shutdown.clone();
-    match shutdown::within_grace(
-        &signalled,
+    shutdown::within_grace(
+        shutdown.clone(),
         grace,
+        "The repartitioner",
         run_until_drained(config, metrics, shutdown),
     )
     .await
-    {
-        Some(ran) => ran,
-        None => {
-            tracing::error!(grace = ?grace, "Repartitioner did not finish within the grace period; stopping now.");
-            Err(RepartitionError::GraceExpired)
-        }
-    }
+    .unwrap_or(Err(RepartitionError::GraceExpired))
 }
 
 async fn run_until_drained(

@@ -140,20 +140,14 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<RunSummary, DaemonError> {
     let grace = config.daemon.grace_period.as_std();
-    let signalled = shutdown.clone();
-    match shutdown::within_grace(
-        &signalled,
+    shutdown::within_grace(
+        shutdown.clone(),
         grace,
+        "The daemon",
         run_until_drained(config, services, shutdown),
     )
     .await
-    {
-        Some(ran) => ran,
-        None => {
-            tracing::error!(grace = ?grace, "Shutdown did not finish within the grace period; stopping now.");
-            Err(DaemonError::GraceExpired)
-        }
-    }
+    .unwrap_or(Err(DaemonError::GraceExpired))
 }
 
 async fn run_until_drained(
