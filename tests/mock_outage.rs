@@ -318,10 +318,29 @@ async fn the_input_pauses_while_a_commit_that_cannot_finish_holds_too_much() {
 /// the daemon stops and names it, rather than abort and consume the same input again for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_written_topic_gone_while_running_stops_the_daemon_and_names_it() {
+    let error = error_once_gone_while_running(
+        "alerts",
+        false,
+        "the daemon stops, rather than redo the same input for ever",
+    )
+    .await;
+    assert!(
+        error.contains("alerts (") && error.contains("create the topics first"),
+        "{error}"
+    );
+}
+
+/// Runs an exactly-once daemon (with the repartitioner in front if `repartition`) until its
+/// first commit, makes the broker answer UNKNOWN_TOPIC_OR_PART for `topic`, sends more input,
+/// and gives the error the daemon stops with (`why` it should stop, if it does not).
+async fn error_once_gone_while_running(topic: &str, repartition: bool, why: &str) -> String {
     let lines = nhtsa(200);
     let (cluster, _addr, mut raw) = loaded_for_exactly_once(&lines, "", "100ms").await;
-    // Alerts for the vanished topic wait until the transaction times out (60 s by default),
-    // and the commit fails: ~40 s here.
+    if repartition {
+        with_repartitioner(&cluster, &mut raw);
+    }
+    // Records for the vanished topic wait until the transaction times out (60 s by default),
+    // and the commit fails: ~40 s here for the alert topic, ~16 s for the repartition topic.
     raw.kafka
         .producer
         .insert("transaction.timeout.ms".into(), "10000".into());
@@ -339,26 +358,21 @@ async fn a_written_topic_gone_while_running_stops_the_daemon_and_names_it() {
     }
     cluster
         .topic_error(
-            "alerts",
+            topic,
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
         )
         .unwrap();
+    send_more(&cluster).await;
+    broker::error_it_stops_with(running, Duration::from_secs(60), why).await
+}
+
+/// Sends the 200 NHTSA events after the first 200 (those `loaded_for_exactly_once` was given).
+async fn send_more(cluster: &MockCluster<'static, DefaultProducerContext>) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", cluster.bootstrap_servers())
         .create()
         .unwrap();
-    let more: Vec<String> = nhtsa(400).split_off(200);
-    send(&producer, &more).await;
-    let error = broker::error_it_stops_with(
-        running,
-        Duration::from_secs(60),
-        "the daemon stops, rather than redo the same input for ever",
-    )
-    .await;
-    assert!(
-        error.contains("alerts (") && error.contains("create the topics first"),
-        "{error}"
-    );
+    send(&producer, &nhtsa(400).split_off(200)).await;
 }
 
 /// `recall-radar run` on `raw`'s config, its stderr read on a thread of its own (a pipe nobody
@@ -477,11 +491,7 @@ async fn sigterm_while_the_repartitioner_waits_for_a_commit_exits_within_the_gra
         RDKafkaApiKey::EndTxn,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS; 10_000],
     );
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap_servers())
-        .create()
-        .unwrap();
-    send(&producer, &nhtsa(400).split_off(200)).await;
+    send_more(&cluster).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_sigterm_ends_it_after_the_grace_period(child, log, Duration::from_secs(3));
 }
@@ -490,39 +500,9 @@ async fn sigterm_while_the_repartitioner_waits_for_a_commit_exits_within_the_gra
 /// rather than abort, rewind and re-publish the same input for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repartition_topic_gone_while_running_stops_the_repartitioner_and_names_it() {
-    let lines = nhtsa(200);
-    let (cluster, _addr, mut raw) = loaded_for_exactly_once(&lines, "", "100ms").await;
-    with_repartitioner(&cluster, &mut raw);
-    // As for the alert topic above: the commit fails once the transaction times out.
-    raw.kafka
-        .producer
-        .insert("transaction.timeout.ms".into(), "10000".into());
-    raw.kafka
-        .producer
-        .insert("topic.metadata.propagation.max.ms".into(), "1000".into());
-    let (_trigger, stop) = shutdown::channel();
-    let running = service::start(valid(&raw), stop).await.unwrap();
-    let metrics = running.services.metrics.clone();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while metrics.commits.with_label_values(&["committed"]).get() == 0 {
-        assert!(!running.task.is_finished(), "stopped before the topic went");
-        assert!(Instant::now() < deadline, "nothing committed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    cluster
-        .topic_error(
-            REKEYED,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-        )
-        .unwrap();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap_servers())
-        .create()
-        .unwrap();
-    send(&producer, &nhtsa(400).split_off(200)).await;
-    let error = broker::error_it_stops_with(
-        running,
-        Duration::from_secs(60),
+    let error = error_once_gone_while_running(
+        REKEYED,
+        true,
         "the repartitioner stops, rather than re-publish the same input for ever",
     )
     .await;
