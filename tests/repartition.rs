@@ -282,6 +282,15 @@ async fn a_record_without_product_id_passes_unkeyed_to_the_dead_letter_topic() {
         }
     );
     assert_eq!((run.messages, run.events, run.bad), (2, 1, 1), "{run:?}");
+    // The same counts on /metrics, and its commits apart from the detection loop's.
+    assert_eq!(metrics.repartitioned.get(), 2);
+    assert_eq!(metrics.repartitioned_unkeyed.get(), 1);
+    let repartition_commits = |o: &str| metrics.repartition_commits.with_label_values(&[o]).get();
+    assert!(
+        repartition_commits("committed") >= 1,
+        "its records were read committed"
+    );
+    assert_eq!(repartition_commits("aborted"), 0);
     assert_eq!(dead.len(), 1, "{dead:?}");
     let d = &dead[0];
     assert_eq!(d.value_str(), no_product, "the raw payload is kept");

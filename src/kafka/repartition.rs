@@ -162,6 +162,7 @@ impl Repartitioner {
         let headers = m.headers().map_or_else(OwnedHeaders::new, |h| h.detach());
         if key.is_none() {
             self.summary.unkeyed += 1;
+            self.metrics.repartitioned_unkeyed.inc();
             tracing::debug!(
                 topic = m.topic(),
                 partition = m.partition(),
@@ -182,6 +183,7 @@ impl Repartitioner {
                 source,
             })?;
         self.summary.messages += 1;
+        self.metrics.repartitioned.inc();
         self.pending
             .insert((m.topic().to_owned(), m.partition()), m.offset() + 1);
         Ok(())
@@ -194,7 +196,18 @@ impl Repartitioner {
             .iter()
             .map(|(tp, next)| (tp.clone(), *next))
             .collect();
-        match self.outbox.commit(&offsets, &[]).await {
+        let outcome = self.outbox.commit(&offsets, &[]).await;
+        let commits = &self.metrics.repartition_commits;
+        match &outcome {
+            Ok(()) if offsets.is_empty() => {}
+            Ok(()) => commits.with_label_values(&["committed"]).inc(),
+            Err(CommitError::Aborted(_)) => commits.with_label_values(&["aborted"]).inc(),
+            Err(CommitError::NotCommitted(_)) => {
+                commits.with_label_values(&["not_committed"]).inc()
+            }
+            Err(CommitError::Fatal(_) | CommitError::Unabortable { .. }) => {}
+        }
+        match outcome {
             Ok(()) => {
                 self.pending.clear();
                 Ok(())

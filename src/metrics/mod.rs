@@ -142,6 +142,14 @@ pub struct Metrics {
     pub rebuild_replayed: IntCounter,
     /// `recall_radar_rebuild_duration_seconds`: how long one partition's rebuild took.
     pub rebuild_duration: Histogram,
+    /// `recall_radar_repartitioned_messages_total`: records the repartitioner sent to the
+    /// repartition topic (again, after an aborted transaction).
+    pub repartitioned: IntCounter,
+    /// `recall_radar_repartitioned_unkeyed_total`: of those, records without a product id.
+    pub repartitioned_unkeyed: IntCounter,
+    /// `recall_radar_repartition_commits_total{outcome}`: the repartitioner's transactions (or
+    /// offset commits) by outcome, as `commits` for the detection loop.
+    pub repartition_commits: IntCounterVec,
     /// `recall_radar_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
 }
@@ -366,6 +374,23 @@ impl Metrics {
                 "Seconds one partition's rebuild took (the loop waits meanwhile).",
                 &REBUILD_BUCKETS,
             )?,
+            repartitioned: counter(
+                &r,
+                "recall_radar_repartitioned_messages_total",
+                "Records the repartitioner sent to the repartition topic (again after an aborted transaction).",
+            )?,
+            repartitioned_unkeyed: counter(
+                &r,
+                "recall_radar_repartitioned_unkeyed_total",
+                "Records the repartitioner sent unkeyed: they had no product id (the detector dead-letters them).",
+            )?,
+            repartition_commits: counter_vec(
+                &r,
+                "recall_radar_repartition_commits_total",
+                "The repartitioner's commits of re-published records with input offsets, by outcome.",
+                &["outcome"],
+                &[&COMMIT_OUTCOMES],
+            )?,
             build_info: IntGaugeVec::new(
                 Opts::new(
                     "recall_radar_build_info",
@@ -450,7 +475,7 @@ mod tests {
     use super::*;
 
     /// Every metric name of the contract with `deploy/`, with its type.
-    const NAMES: [(&str, &str); 19] = [
+    const NAMES: [(&str, &str); 22] = [
         ("recall_radar_events_consumed_total", "counter"),
         ("recall_radar_events_bad_total", "counter"),
         ("recall_radar_events_late_total", "counter"),
@@ -468,6 +493,9 @@ mod tests {
         ("recall_radar_rebalances_total", "counter"),
         ("recall_radar_partitions_assigned", "gauge"),
         ("recall_radar_input_paused", "gauge"),
+        ("recall_radar_repartitioned_messages_total", "counter"),
+        ("recall_radar_repartitioned_unkeyed_total", "counter"),
+        ("recall_radar_repartition_commits_total", "counter"),
         ("recall_radar_build_info", "gauge"),
         ("process_cpu_seconds_total", "counter"),
     ];
