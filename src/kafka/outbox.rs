@@ -33,7 +33,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
-use prometheus::IntCounter;
+use prometheus::{IntCounter, IntCounterVec};
 
 use super::checkpoint::Checkpoint;
 use super::client::Context;
@@ -69,6 +69,19 @@ pub enum CommitError {
         commit: KafkaError,
         abort: KafkaError,
     },
+}
+
+/// Counts a commit's `outcome` in `commits` (labelled by `metrics::COMMIT_OUTCOMES`); a
+/// commit of nothing (`empty`) is not counted, nor one that stops the loop (it says so itself).
+pub fn count_commit(commits: &IntCounterVec, outcome: &Result<(), CommitError>, empty: bool) {
+    let label = match outcome {
+        Ok(()) if empty => return,
+        Ok(()) => "committed",
+        Err(CommitError::Aborted(_)) => "aborted",
+        Err(CommitError::NotCommitted(_)) => "not_committed",
+        Err(CommitError::Fatal(_) | CommitError::Unabortable { .. }) => return,
+    };
+    commits.with_label_values(&[label]).inc();
 }
 
 /// What a commit needs of the outbox: cloned into the task that runs it.

@@ -24,7 +24,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::client::{finish_revocation, partition_list, ConsumerEvent, Context};
 use super::member::{self, MemberError, Roles};
-use super::outbox::{CommitError, Outbox, TopicPartition};
+use super::outbox::{count_commit, CommitError, Outbox, TopicPartition};
 use super::produce::product_key;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -197,16 +197,11 @@ impl Repartitioner {
             .map(|(tp, next)| (tp.clone(), *next))
             .collect();
         let outcome = self.outbox.commit(&offsets, &[]).await;
-        let commits = &self.metrics.repartition_commits;
-        match &outcome {
-            Ok(()) if offsets.is_empty() => {}
-            Ok(()) => commits.with_label_values(&["committed"]).inc(),
-            Err(CommitError::Aborted(_)) => commits.with_label_values(&["aborted"]).inc(),
-            Err(CommitError::NotCommitted(_)) => {
-                commits.with_label_values(&["not_committed"]).inc()
-            }
-            Err(CommitError::Fatal(_) | CommitError::Unabortable { .. }) => {}
-        }
+        count_commit(
+            &self.metrics.repartition_commits,
+            &outcome,
+            offsets.is_empty(),
+        );
         match outcome {
             Ok(()) => {
                 self.pending.clear();

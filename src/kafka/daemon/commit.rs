@@ -20,7 +20,7 @@ use crate::alert::Status;
 use crate::kafka::checkpoint::Checkpoint;
 use crate::kafka::client::partition_list;
 use crate::kafka::member;
-use crate::kafka::outbox::{CommitError, TopicPartition};
+use crate::kafka::outbox::{count_commit, CommitError, TopicPartition};
 
 /// What a running commit holds, applied to the partitions once it has finished.
 pub(super) struct Committing {
@@ -114,16 +114,7 @@ impl Daemon {
         }
         // Nothing is held any more: released, or dropped with an aborted transaction.
         self.resume_input();
-        let commits = &self.services.metrics.commits;
-        match &outcome {
-            Ok(()) if done.empty => {}
-            Ok(()) => commits.with_label_values(&["committed"]).inc(),
-            Err(CommitError::Aborted(_)) => commits.with_label_values(&["aborted"]).inc(),
-            Err(CommitError::NotCommitted(_)) => {
-                commits.with_label_values(&["not_committed"]).inc()
-            }
-            Err(CommitError::Fatal(_) | CommitError::Unabortable { .. }) => {}
-        }
+        count_commit(&self.services.metrics.commits, &outcome, done.empty);
         match outcome {
             Ok(()) => {}
             Err(CommitError::NotCommitted(error)) => {
