@@ -799,6 +799,15 @@ fn toml_props(props: &[(String, String)]) -> String {
         .collect()
 }
 
+/// The daemon's consumer properties in the bench, under the client's and the command line's
+/// (which may set the same keys: the daemon's TOML takes each key once): a group joins in half
+/// of `session.timeout.ms`, and a new topic is seen within a second.
+const BENCH_DAEMON_CONSUMER: [(&str, &str); 3] = [
+    ("session.timeout.ms", "6000"),
+    ("heartbeat.interval.ms", "500"),
+    ("topic.metadata.refresh.interval.ms", "1000"),
+];
+
 /// The daemon's config as a TOML file would give it (like tests/kafka_daemon.rs).
 struct DaemonSetup<'a> {
     addr: &'a str,
@@ -832,9 +841,6 @@ checkpoint_topic = "{checkpoints}"
 group_id = "{group}"
 delivery = "{delivery}"
 [kafka.consumer]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
-"topic.metadata.refresh.interval.ms" = "1000"
 {consumer}
 [kafka.producer]
 {producer}
@@ -854,7 +860,13 @@ addr = ""
             idle_tick = self.idle_tick,
             commit_interval = self.commit_interval,
             delivery = self.delivery,
-            consumer = toml_props(&merged(self.client, self.consumer)),
+            consumer = toml_props(&merged(
+                &merged(
+                    &BENCH_DAEMON_CONSUMER.map(|(k, v)| (k.into(), v.into())),
+                    self.client
+                ),
+                self.consumer
+            )),
             producer = toml_props(&merged(self.client, self.producer)),
         );
         let mut raw = RawConfig::parse(&text, "bench.toml").map_err(|e| e.to_string())?;
