@@ -37,6 +37,9 @@ pub struct HopSetup<'a> {
     pub duration_secs: u64,
     pub producer: &'a [(String, String)],
     pub consumer: &'a [(String, String)],
+    /// Bytes of each message: its sequence number padded with spaces (the broker's work grows
+    /// with the bytes, so the floor carries what the daemon's path does).
+    pub payload_bytes: usize,
     /// Measure two hops through this relay instead of one.
     pub relay: Option<Relay<'a>>,
 }
@@ -48,6 +51,13 @@ pub struct Relay<'a> {
     pub topic: &'a str,
     pub every: u64,
     pub producer: &'a [(String, String)],
+    /// Bytes of each forwarded message (as [`HopSetup::payload_bytes`]).
+    pub payload_bytes: usize,
+}
+
+/// `seq` padded with spaces to `bytes`.
+fn padded(seq: u64, bytes: usize) -> String {
+    format!("{seq:<bytes$}")
 }
 
 /// Sends one record, waiting a millisecond at a time while the producer's queue is full.
@@ -98,7 +108,7 @@ fn reader_of(s: &HopSetup<'_>, topic: &str, group: &str) -> Result<BaseConsumer,
 fn seq_of(payload: Option<&[u8]>) -> Result<u64, String> {
     std::str::from_utf8(payload.unwrap_or(b""))
         .ok()
-        .and_then(|t| t.parse::<u64>().ok())
+        .and_then(|t| t.trim_end().parse::<u64>().ok())
         .ok_or_else(|| "hop payload is not a sequence number".to_owned())
 }
 
@@ -117,18 +127,20 @@ fn spawn_relay(
     let producer: ThreadedProducer<DefaultProducerContext> = pc
         .create()
         .map_err(|e| format!("hop relay producer: {e}"))?;
-    let (topic, every) = (relay.topic.to_owned(), relay.every);
+    let (topic, every, bytes) = (relay.topic.to_owned(), relay.every, relay.payload_bytes);
     Ok(std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             match consumer.poll(Duration::from_millis(20)) {
                 Some(Ok(m)) => {
-                    let probe = seq_of(m.payload())? % every == 0;
+                    let seq = seq_of(m.payload())?;
+                    let probe = seq % every == 0;
                     if probe {
+                        let payload = padded(seq, bytes);
                         send(
                             &producer,
                             &topic,
                             m.key().unwrap_or(b""),
-                            m.payload().unwrap_or(b""),
+                            payload.as_bytes(),
                         )
                         .map_err(|e| format!("hop relay producer: {e}"))?;
                     }
@@ -187,7 +199,7 @@ pub fn measure(s: &HopSetup<'_>) -> Result<Hop, String> {
         if due > now {
             std::thread::sleep(due - now);
         }
-        let payload = seq.to_string();
+        let payload = padded(seq, s.payload_bytes);
         let key = (seq % 1000).to_string();
         sent[seq as usize] = Some(Instant::now());
         send(&producer, s.topic, key.as_bytes(), payload.as_bytes())

@@ -21,6 +21,10 @@ impl<F: FnOnce()> Drop for OnDrop<F> {
     }
 }
 const LAT_PROBE_EVERY: u64 = 10;
+/// About the bytes of a latency event (157 for a hot key's, 178 for a probe's) and of a probe's
+/// alert (~850), which the broker floors send in their place.
+const LAT_EVENT_BYTES: usize = 160;
+const LAT_ALERT_BYTES: usize = 850;
 
 /// The alert fields the latency reader looks at.
 #[derive(Deserialize)]
@@ -532,10 +536,12 @@ fn broker_floor(fresh: &Fresh<'_>, args: &Args, hops: Hops) -> Result<Row, Strin
             duration_secs: args.duration,
             producer: &merged(&client, &fresh.load_producer),
             consumer: &merged(&client, &args.lat_consumer),
+            payload_bytes: LAT_EVENT_BYTES,
             relay: (hops == Hops::Two).then(|| hop::Relay {
                 topic: &relayed,
                 every: LAT_PROBE_EVERY,
                 producer: &relay_producer,
+                payload_bytes: LAT_ALERT_BYTES,
             }),
         })?;
         eprintln!(
@@ -562,7 +568,7 @@ fn broker_floor(fresh: &Fresh<'_>, args: &Args, hops: Hops) -> Result<Row, Strin
             "ms",
         )
         .note(format!(
-            "p50 {a:.2} ms, max {c:.2} ms, {missing} messages never read back; same rate, partitions and consumer properties, load producer {}; an alert makes two hops",
+            "p50 {a:.2} ms, max {c:.2} ms, {missing} messages never read back; same rate, partitions and consumer properties, {LAT_EVENT_BYTES}-byte messages as the daemon's events, load producer {}; an alert makes two hops",
             props_text(&fresh.load_producer)
         )),
         Hops::Two => Row::new(
@@ -571,7 +577,7 @@ fn broker_floor(fresh: &Fresh<'_>, args: &Args, hops: Hops) -> Result<Row, Strin
             "ms",
         )
         .note(format!(
-            "p50 {a:.2} ms, max {c:.2} ms, {missing} forwarded messages never read back; the alert path's two hops and flows with nothing of the daemon between them; load producer {}, relay producer {} (idempotent, acks=all)",
+            "p50 {a:.2} ms, max {c:.2} ms, {missing} forwarded messages never read back; the alert path's two hops and flows with nothing of the daemon between them, {LAT_EVENT_BYTES}-byte messages in and {LAT_ALERT_BYTES}-byte ones forwarded, as the daemon's events and alerts; load producer {}, relay producer {} (idempotent, acks=all)",
             props_text(&fresh.load_producer),
             props_text(&fresh.daemon_producer)
         )),
