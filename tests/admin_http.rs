@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Names `/metrics` must expose (the contract with `deploy/`).
-const METRIC_NAMES: [&str; 24] = [
+const METRIC_NAMES: [&str; 27] = [
     "recall_radar_events_consumed_total",
     "recall_radar_events_bad_total",
     "recall_radar_events_late_total",
@@ -41,6 +41,9 @@ const METRIC_NAMES: [&str; 24] = [
     "recall_radar_partition_rebuilds_total",
     "recall_radar_rebuild_replayed_messages_total",
     "recall_radar_rebuild_duration_seconds",
+    "recall_radar_repartitioned_messages_total",
+    "recall_radar_repartitioned_unkeyed_total",
+    "recall_radar_repartition_commits_total",
     "recall_radar_build_info",
 ];
 
