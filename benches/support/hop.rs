@@ -153,9 +153,9 @@ fn spawn_relay(
     }))
 }
 
-/// Produces `rate` messages a second (payload: the sequence number) and measures each one's
-/// send -> receive time, through the relay if there is one (then only the forwarded ones);
-/// the first `warmup_secs` are not counted.
+/// Produces `rate` messages a second (payload: the sequence number, padded to `payload_bytes`)
+/// and measures each one's send -> receive time, through the relay if there is one (then only
+/// the forwarded ones); the first `warmup_secs` are not counted.
 pub fn measure(s: &HopSetup<'_>) -> Result<Hop, String> {
     let read_topic = s.relay.as_ref().map_or(s.topic, |r| r.topic);
     let consumer = reader_of(s, read_topic, "bench-hop-reader")?;
